@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny generated corpora and tiny configs. Everything seeded, one thread."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from transduce.data.generate import write_task
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logging():
+    logging.getLogger("transduce").setLevel(logging.WARNING)
+    yield
+
+
+@pytest.fixture(scope="session")
+def reverse_data(tmp_path_factory) -> Path:
+    """A small reversal corpus: data/{train,dev,test}.{src,tgt}."""
+    out = tmp_path_factory.mktemp("reverse")
+    write_task("reverse", out, {"train": 600, "dev": 40, "test": 40}, vocab=12, max_len=8)
+    return out
+
+
+def tiny_config(data: Path, model_dir: Path, **sections) -> dict:
+    cfg = {
+        "name": "tiny",
+        "seed": 1,
+        "model_dir": str(model_dir),
+        "data": {"train": str(data / "train"), "dev": str(data / "dev"), "tokenizer": "word"},
+        "model": {"embedding_size": 16, "encoder_hidden_size": 16, "decoder_hidden_size": 24,
+                  "dropout": 0.0},
+        "training": {"batch_size": 32, "max_steps": 30, "validate_every": 15, "log_every": 5,
+                     "lr": 0.01},
+        "decoding": {"beam_size": 3, "batch_size": 16},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            cfg.setdefault(section, {}).update(values)
+        else:
+            cfg[section] = values
+    return cfg

@@ -1,0 +1,25 @@
+"""The Python API: ``train``, ``load``, ``evaluate``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transduce.config import Config, load_config
+from transduce.decode.translator import Translator
+
+
+def train(config: str | Path | dict | Config, overrides: dict[str, Any] | list[str] | None = None,
+          overwrite: bool = False) -> Translator:
+    """Train from a YAML file, dict or :class:`Config`; returns the best model, ready to use."""
+    from transduce.train.trainer import Trainer
+
+    if isinstance(config, Config):
+        config = load_config(config.to_dict(), overrides)
+    else:
+        config = load_config(config, overrides)
+    return Trainer(config, overwrite=overwrite).train()
+
+
+def load(model_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> Translator:
+    """A trained model from ``model_dir`` (``best/`` by default)."""
+    return Translator.load(model_dir, checkpoint, device)

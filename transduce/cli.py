@@ -1,0 +1,232 @@
+"""The ``transduce`` command line: argument parsing only; the work is done by the API modules."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from transduce.errors import TransduceError
+
+log = logging.getLogger("transduce")
+
+
+def _setup_logging(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+
+
+def _read_input(path: str | None) -> list[str]:
+    """Lines of a file or stdin; invalid UTF-8 is reported with its line number."""
+    from transduce.data.corpus import read_lines
+
+    if path and path != "-":
+        return read_lines(path)
+    raw = sys.stdin.buffer.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise TransduceError(f"<stdin>:{line}: invalid UTF-8 ({e.reason}); convert the input "
+                             "to UTF-8") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln.strip() for ln in lines]
+
+
+def _write_output(lines: list[str], path: str | None) -> None:
+    text = "".join(line + "\n" for line in lines)
+    if path and path != "-":
+        try:
+            Path(path).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise TransduceError(f"{path}: cannot write the output ({e.strerror})") from None
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _decode_options(args: argparse.Namespace) -> dict:
+    opts = {"beam_size": args.beam_size, "batch_size": args.batch_size, "max_len": args.max_len}
+    if args.sample:
+        opts.update(sampling=True, temperature=args.temperature, top_k=args.top_k,
+                    top_p=args.top_p, seed=args.seed)
+    return opts
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from transduce.config import load_config
+    from transduce.train.trainer import Trainer, TrainingInterrupted
+
+    config = load_config(args.config, args.set)
+    try:
+        Trainer(config, overwrite=args.overwrite).train()
+    except TrainingInterrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from transduce.api import load
+
+    model = load(args.model_dir, args.checkpoint, args.device)
+    lines = _read_input(args.input)
+    results = model.search(lines, n_best=args.n_best, **_decode_options(args))
+    out = []
+    for res in results:
+        if args.n_best > 1:
+            res = res + [None] * (args.n_best - len(res))
+            out.extend(f"{r.text}\t{r.score:.4f}" if r else "\t0.0000" for r in res)
+        else:
+            out.append(res[0].text if res else "")
+    _write_output(out, args.output)
+    return 0
+
+
+def _print_scores(scores: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(scores))
+        return
+    for key in ("bleu", "chrf", "rouge1", "rouge2", "rougeL"):
+        if key in scores:
+            print(f"{key:7s} {scores[key]:6.2f}")
+    for metric, sig in scores.get("signature", {}).items():
+        print(f"signature ({metric}): {sig}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from transduce.data.corpus import read_lines
+    from transduce.evaluate import evaluate
+
+    hyps, refs = read_lines(args.hyp), read_lines(args.ref)
+    if len(hyps) != len(refs):
+        raise TransduceError(f"{args.hyp}: {len(hyps)} lines but {args.ref} has {len(refs)}; "
+                             "hypotheses and references must be line-aligned")
+    _print_scores(evaluate(hyps, refs, args.metrics.split(",")), args.json)
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from transduce.api import load
+    from transduce.data.corpus import read_parallel
+    from transduce.evaluate import evaluate
+
+    src, refs = read_parallel(args.src, args.ref)
+    hyps = load(args.model_dir, args.checkpoint, args.device).translate(
+        src, **_decode_options(args))
+    if args.output:
+        _write_output(hyps, args.output)
+    _print_scores(evaluate(hyps, refs, args.metrics.split(",")), args.json)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from transduce.api import load
+    from transduce.plot import plot_attention
+
+    model = load(args.model_dir, args.checkpoint, args.device)
+    if model.config.model.attention == "none":
+        raise TransduceError(f"{args.model_dir}: the model has no attention to plot "
+                             "(model.attention: none)")
+    if not args.text.strip():
+        raise TransduceError("the text to plot is empty")
+    res = model.search([args.text], beam_size=args.beam_size, attention=True)[0][0]
+    plot_attention(res.attention, res.src_tokens, res.tgt_tokens, args.output,
+                   title=res.text[:80])
+    print(res.text)
+    log.info("attention plot written to %s", args.output)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from transduce.demo import run_demo
+
+    return run_demo(minutes=args.minutes, model_dir=args.model_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="transduce", description="transduce: train, decode and score sequence-to-sequence models")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model from a YAML config")
+    t.add_argument("config")
+    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. --set training.lr=3e-4")
+    t.add_argument("--overwrite", action="store_true", help="start afresh, ignoring last/")
+    t.set_defaults(func=cmd_train)
+
+    def decoding(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--beam-size", type=int, default=None)
+        sp.add_argument("--batch-size", type=int, default=None)
+        sp.add_argument("--max-len", type=int, default=None, help="maximum output tokens")
+        sp.add_argument("--sample", action="store_true", help="sample instead of search")
+        sp.add_argument("--temperature", type=float, default=None)
+        sp.add_argument("--top-k", type=int, default=None)
+        sp.add_argument("--top-p", type=float, default=None)
+        sp.add_argument("--seed", type=int, default=None)
+        sp.add_argument("--checkpoint", default="best", choices=["best", "last"])
+        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    tr = sub.add_parser("translate", help="decode stdin (or -i FILE), one output line per line")
+    tr.add_argument("model_dir")
+    tr.add_argument("-i", "--input")
+    tr.add_argument("-o", "--output")
+    tr.add_argument("--n-best", type=int, default=1)
+    decoding(tr)
+    tr.set_defaults(func=cmd_translate)
+
+    ev = sub.add_parser("evaluate", help="score hypotheses against references")
+    ev.add_argument("--hyp", required=True)
+    ev.add_argument("--ref", required=True)
+    ev.add_argument("--metrics", default="bleu,chrf,rouge")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    te = sub.add_parser("test", help="translate a test set and score it")
+    te.add_argument("model_dir")
+    te.add_argument("--src", required=True)
+    te.add_argument("--ref", required=True)
+    te.add_argument("-o", "--output", help="also write the translations here")
+    te.add_argument("--metrics", default="bleu,chrf")
+    te.add_argument("--json", action="store_true")
+    decoding(te)
+    te.set_defaults(func=cmd_test)
+
+    de = sub.add_parser("demo", help="train and show a small attention model on generated data")
+    de.add_argument("--minutes", type=float, default=2.0)
+    de.add_argument("--model-dir", default="runs/demo")
+    de.set_defaults(func=cmd_demo)
+
+    pl = sub.add_parser("plot", help="attention heatmap of one input")
+    pl.add_argument("model_dir")
+    pl.add_argument("text")
+    pl.add_argument("-o", "--output", default="attention.png")
+    pl.add_argument("--beam-size", type=int, default=None)
+    pl.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    pl.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pl.set_defaults(func=cmd_plot)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.debug)
+    try:
+        return args.func(args)
+    except TransduceError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,240 @@
+"""The one configuration schema: pydantic models, YAML loading and ``--set`` overrides.
+
+Every field has a default that works. Unknown keys and wrong types are rejected with the key path,
+what was given, and what is allowed (plus a "did you mean" suggestion for misspelt keys).
+"""
+from __future__ import annotations
+
+import difflib
+import warnings
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from transduce.errors import TransduceError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    train: Optional[str] = None  # path prefix: <train>.<src_lang> + <train>.<tgt_lang>
+    dev: Optional[str] = None
+    test: Optional[str] = None
+    src_lang: str = "src"
+    tgt_lang: str = "tgt"
+    tokenizer: Literal["char", "word", "sentencepiece"] = "word"
+    src_tokenizer: Optional[Literal["char", "word", "sentencepiece"]] = None  # per-side override
+    tgt_tokenizer: Optional[Literal["char", "word", "sentencepiece"]] = None
+    lowercase: bool = False
+    vocab_size: int = Field(8000, ge=8)  # sentencepiece pieces per side
+    spm_model_type: Literal["unigram", "bpe"] = "unigram"
+    spm_max_sentences: int = Field(1_000_000, ge=100)  # sentences sampled to train sentencepiece
+    min_freq: int = Field(1, ge=1)  # word/char vocabularies
+    max_vocab_size: int = Field(50_000, ge=8)
+    shared_vocab: bool = False
+    max_src_len: int = Field(100, ge=1)  # tokens; longer training pairs are skipped
+    max_tgt_len: int = Field(100, ge=1)
+    skip_bad_pairs: bool = True  # False: an empty or over-long training pair is an error
+
+
+# `copy` is a contract key name; pydantic warns that it shadows BaseModel.copy (deprecated anyway)
+warnings.filterwarnings("ignore", message='Field name "copy"', category=UserWarning)
+
+
+class ModelConfig(_Section):
+    cell: Literal["rnn", "gru", "lstm"] = "lstm"
+    attention: Literal["none", "dot", "general", "mlp"] = "mlp"
+    embedding_size: int = Field(256, ge=1)
+    encoder_hidden_size: int = Field(256, ge=1)  # per direction
+    bidirectional: bool = True
+    decoder_hidden_size: int = Field(512, ge=1)
+    layers: int = Field(1, ge=1)  # encoder and decoder
+    input_feeding: bool = True
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    bridge: Literal["bridge", "last", "zero"] = "bridge"  # decoder initial state
+    tied_embeddings: bool = False  # target embedding = output projection
+    copy: bool = False
+    coverage: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        enc_out = self.encoder_hidden_size * (2 if self.bidirectional else 1)
+        if self.bridge == "last" and enc_out != self.decoder_hidden_size:
+            raise ValueError(
+                f"model.bridge=last needs the encoder output size ({enc_out}) to equal "
+                f"model.decoder_hidden_size ({self.decoder_hidden_size}); use bridge: bridge")
+        if self.copy:
+            raise ValueError("model.copy is not implemented yet; set model.copy: false")
+        if self.coverage:
+            raise ValueError("model.coverage is not implemented yet; set model.coverage: false")
+        if self.tied_embeddings and self.embedding_size != self.decoder_hidden_size:
+            raise ValueError(
+                f"model.tied_embeddings needs model.embedding_size ({self.embedding_size}) to "
+                f"equal model.decoder_hidden_size ({self.decoder_hidden_size})")
+        return self
+
+
+class TrainingConfig(_Section):
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)  # sgd
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: Literal["constant", "plateau", "warmup_inverse_sqrt", "cosine"] = "plateau"
+    warmup_steps: int = Field(0, ge=0)
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    plateau_patience: int = Field(2, ge=0)  # validations without improvement before lr drops
+    min_lr: float = Field(1e-5, ge=0)
+    batch_size: int = Field(64, ge=1)  # sentences, used when batch_tokens is not set
+    batch_tokens: Optional[int] = Field(None, ge=1)  # token budget (max(src,tgt) len x sentences)
+    accumulate: int = Field(1, ge=1)  # gradient accumulation steps per update
+    clip_grad_norm: Optional[float] = Field(5.0, gt=0)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    max_epochs: int = Field(10, ge=1)
+    max_steps: Optional[int] = Field(None, ge=1)
+    max_minutes: Optional[float] = Field(None, gt=0)
+    validate_every: int = Field(500, ge=1)  # updates
+    log_every: int = Field(50, ge=1)
+    early_stopping_metric: Literal["bleu", "chrf", "loss", "ppl"] = "bleu"
+    patience: Optional[int] = Field(None, ge=1)  # validations without improvement before stopping
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    tensorboard: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: Optional[int] = Field(None, ge=1)  # torch intra-op threads (default: torch's choice)
+
+
+class DecodingConfig(_Section):
+    beam_size: int = Field(5, ge=1)
+    n_best: int = Field(1, ge=1)
+    length_penalty: float = Field(1.0, ge=0)  # GNMT alpha; 0 = none
+    max_len_a: float = Field(1.5, ge=0)  # max output length = a * src_len + b
+    max_len_b: int = Field(10, ge=1)
+    no_repeat_ngram_size: int = Field(0, ge=0)
+    batch_size: int = Field(64, ge=1)
+    sampling: bool = False
+    temperature: float = Field(1.0, gt=0)
+    top_k: int = Field(0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+
+
+class Config(_Section):
+    name: str = "transduce"
+    seed: int = 1
+    model_dir: Optional[str] = None  # default: runs/<name>
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    decoding: DecodingConfig = DecodingConfig()
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "Config":
+        if self.model_dir is None:
+            self.model_dir = f"runs/{self.name}"
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.extend(_known_keys(ann, prefix + name + "."))
+    return keys
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    """One line per problem: key path, what is wrong, what is allowed."""
+    keys = _known_keys(Config)
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            guess = difflib.get_close_matches(path, keys, n=1, cutoff=0.6)
+            hint = f"; did you mean '{guess[0]}'?" if guess else ""
+            lines.append(f"{source}: unknown config key '{path}'{hint}")
+        else:
+            given = e.get("input")
+            msg = e["msg"].removeprefix("Value error, ")
+            if path:
+                lines.append(f"{source}: config key '{path}': {msg} (got {given!r})")
+            else:
+                lines.append(f"{source}: {msg}")
+    return "; ".join(lines)
+
+
+def _parse_value(text: str) -> Any:
+    """`--set a.b=v`: v is read as YAML, so 3e-4, true, null and [1, 2] mean what they look like."""
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] | None) -> dict:
+    """Apply ``{"training.lr": 3e-4}`` or ``["training.lr=3e-4"]`` to a raw config dict."""
+    if not overrides:
+        return raw
+    if isinstance(overrides, list):
+        pairs = {}
+        for item in overrides:
+            if "=" not in item:
+                raise TransduceError(f"--set {item!r}: expected KEY=VALUE, e.g. training.lr=3e-4")
+            key, value = item.split("=", 1)
+            pairs[key.strip()] = _parse_value(value.strip())
+        overrides = pairs
+    known = set(_known_keys(Config))
+    for key, value in overrides.items():
+        if key not in known:
+            guess = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean '{guess[0]}'?" if guess else ""
+            raise TransduceError(f"--set: unknown config key '{key}'{hint}")
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise TransduceError(f"--set: '{key}' is not inside a section")
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(source: str | Path | dict | None = None,
+                overrides: dict[str, Any] | list[str] | None = None) -> Config:
+    """Read a YAML file (or a dict), apply overrides, validate."""
+    name = "config"
+    if source is None:
+        raw: Any = {}
+    elif isinstance(source, dict):
+        raw = dict(source)
+    else:
+        path = Path(source)
+        name = str(path)
+        if not path.is_file():
+            raise TransduceError(f"{path}: config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as e:
+            raise TransduceError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise TransduceError(f"{path}:{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(raw, dict):
+            raise TransduceError(f"{path}: the config must be a YAML mapping of sections")
+    raw = apply_overrides(raw, overrides)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise TransduceError(_format_error(e, name)) from None
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

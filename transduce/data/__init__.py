@@ -1,0 +1,1 @@
+"""Data: reading parallel text, tokenizing, vocabularies and batching."""

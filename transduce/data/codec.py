@@ -1,0 +1,100 @@
+"""A codec joins one side's tokenizer and vocabulary: text <-> token ids.
+
+``build_codecs`` makes both sides' codecs from the training text (training SentencePiece when
+asked) and saves them in model_dir; ``load_codecs`` reads them back for decoding or resume.
+Files: ``vocab.src.txt``, ``vocab.tgt.txt`` and, for SentencePiece, ``spm.src.model``,
+``spm.tgt.model``.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from transduce.config import DataConfig
+from transduce.data.tokenizers import SentencePieceTokenizer, Tokenizer, make_tokenizer
+from transduce.data.vocabulary import Vocabulary
+from transduce.errors import TransduceError
+
+log = logging.getLogger("transduce")
+SIDES = ("src", "tgt")
+
+
+class Codec:
+    def __init__(self, tokenizer: Tokenizer, vocab: Vocabulary):
+        self.tokenizer, self.vocab = tokenizer, vocab
+
+    def tokenize(self, text: str) -> list[str]:
+        return self.tokenizer.tokenize(text)
+
+    def encode(self, text: str) -> list[int]:
+        return self.vocab.encode(self.tokenizer.tokenize(text))
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.detokenize(self.vocab.decode(ids))
+
+
+def _kind(cfg: DataConfig, side: str) -> str:
+    return (cfg.src_tokenizer if side == "src" else cfg.tgt_tokenizer) or cfg.tokenizer
+
+
+def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
+                 tgt_lines: list[str]) -> tuple[Codec, Codec]:
+    """Build tokenizers and vocabularies from training text and save them in ``model_dir``."""
+    text = {"src": src_lines, "tgt": tgt_lines}
+    kinds = {side: _kind(cfg, side) for side in SIDES}
+    if cfg.shared_vocab and kinds["src"] != kinds["tgt"]:
+        raise TransduceError("data.shared_vocab needs the same tokenizer on both sides "
+                             f"(got src={kinds['src']}, tgt={kinds['tgt']})")
+    tokenizers: dict[str, Tokenizer] = {}
+    for side in SIDES:
+        if kinds[side] == "sentencepiece":
+            spm_file = model_dir / f"spm.{side}.model"
+            if cfg.shared_vocab and side == "tgt":
+                shutil.copyfile(model_dir / "spm.src.model", spm_file)
+                tokenizers[side] = SentencePieceTokenizer(spm_file, cfg.lowercase)
+                continue
+            lines = src_lines + tgt_lines if cfg.shared_vocab else text[side]
+            log.info("training sentencepiece (%s, %d pieces) on %d %s lines", cfg.spm_model_type,
+                     cfg.vocab_size, len(lines), "src+tgt" if cfg.shared_vocab else side)
+            tokenizers[side] = SentencePieceTokenizer.train(
+                lines, spm_file, cfg.vocab_size, cfg.spm_model_type, cfg.spm_max_sentences,
+                lowercase=cfg.lowercase)
+        else:
+            tokenizers[side] = make_tokenizer(kinds[side], cfg.lowercase)
+
+    def tokens(side: str) -> list[list[str]]:
+        return [tokenizers[side].tokenize(ln) for ln in text[side]]
+
+    vocabs: dict[str, Vocabulary] = {}
+    if cfg.shared_vocab:
+        shared = Vocabulary.build(tokens("src") + tokens("tgt"), cfg.min_freq, cfg.max_vocab_size)
+        vocabs = {"src": shared, "tgt": shared}
+    else:
+        for side in SIDES:
+            tok = tokenizers[side]
+            if isinstance(tok, SentencePieceTokenizer):
+                vocabs[side] = Vocabulary(tok.pieces())
+            else:
+                vocabs[side] = Vocabulary.build(tokens(side), cfg.min_freq, cfg.max_vocab_size)
+    for side in SIDES:
+        vocabs[side].save(model_dir / f"vocab.{side}.txt")
+    log.info("vocabulary: %d source, %d target types", len(vocabs["src"]), len(vocabs["tgt"]))
+    return Codec(tokenizers["src"], vocabs["src"]), Codec(tokenizers["tgt"], vocabs["tgt"])
+
+
+def load_codecs(cfg: DataConfig, model_dir: Path) -> tuple[Codec, Codec]:
+    """Read the codecs saved by :func:`build_codecs`."""
+    codecs = []
+    for side in SIDES:
+        kind = _kind(cfg, side)
+        spm_file = model_dir / f"spm.{side}.model"
+        if kind == "sentencepiece" and not spm_file.is_file():
+            raise TransduceError(f"{spm_file}: SentencePiece model missing from the model_dir")
+        tok = make_tokenizer(kind, cfg.lowercase, spm_file)
+        codecs.append(Codec(tok, Vocabulary.load(model_dir / f"vocab.{side}.txt")))
+    return codecs[0], codecs[1]
+
+
+def has_codecs(model_dir: Path) -> bool:
+    return all((model_dir / f"vocab.{side}.txt").is_file() for side in SIDES)

@@ -1,0 +1,99 @@
+"""Reading and validating parallel text.
+
+A corpus is two UTF-8 files with one segment per line, line i of one aligned with line i of the
+other. Every problem is reported with the file and line and what to do about it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from transduce.errors import TransduceError
+
+log = logging.getLogger("transduce")
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """All lines of a UTF-8 text file, without line endings or surrounding whitespace."""
+    path = Path(path)
+    if not path.exists():
+        raise TransduceError(f"{path}: file not found; check the data paths in the config")
+    if not path.is_file():
+        raise TransduceError(f"{path}: not a regular file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise TransduceError(f"{path}:{line}: invalid UTF-8 ({e.reason} at byte {e.start}); "
+                             "convert the file to UTF-8, e.g. with iconv") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln.strip() for ln in lines]
+
+
+def resolve_pair(prefix: str, src_lang: str, tgt_lang: str) -> tuple[Path, Path]:
+    """``data/train`` + ``es``/``en`` -> ``data/train.es``, ``data/train.en``."""
+    return Path(f"{prefix}.{src_lang}"), Path(f"{prefix}.{tgt_lang}")
+
+
+def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[str], list[str]]:
+    """Read two aligned files; their line counts must match."""
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    if len(src) != len(tgt):
+        short, n = (src_path, len(src)) if len(src) < len(tgt) else (tgt_path, len(tgt))
+        raise TransduceError(
+            f"{short}:{n + 1}: line-count mismatch: {src_path} has {len(src)} lines, "
+            f"{tgt_path} has {len(tgt)}; each source line needs exactly one target line")
+    if not src:
+        raise TransduceError(f"{src_path}: the file is empty; a corpus needs at least one pair")
+    return src, tgt
+
+
+@dataclass
+class FilterStats:
+    kept: int = 0
+    empty: int = 0
+    too_long: int = 0
+    first_bad: str = ""  # "file:line" of the first skipped pair, for the warning
+
+    @property
+    def skipped(self) -> int:
+        return self.empty + self.too_long
+
+
+def filter_pairs(src: list[list[str]], tgt: list[list[str]], max_src_len: int, max_tgt_len: int,
+                 src_path: str | Path, skip: bool = True) -> tuple[list[int], FilterStats]:
+    """Indices of usable training pairs; empty and over-long pairs are skipped and counted."""
+    stats = FilterStats()
+    keep = []
+    for i, (s, t) in enumerate(zip(src, tgt)):
+        problem = ""
+        if not s or not t:
+            stats.empty += 1
+            problem = "empty source or target"
+        elif len(s) > max_src_len or len(t) > max_tgt_len:
+            stats.too_long += 1
+            problem = (f"{len(s)} source / {len(t)} target tokens, over data.max_src_len="
+                       f"{max_src_len} / data.max_tgt_len={max_tgt_len}")
+        if problem:
+            if not skip:
+                raise TransduceError(f"{src_path}:{i + 1}: {problem}; fix the line or set "
+                                     "data.skip_bad_pairs: true")
+            stats.first_bad = stats.first_bad or f"{src_path}:{i + 1}"
+            continue
+        keep.append(i)
+    stats.kept = len(keep)
+    if stats.skipped:
+        log.warning("skipped %d of %d training pairs (%d empty, %d over the length limits; "
+                    "first at %s)", stats.skipped, len(src), stats.empty, stats.too_long,
+                    stats.first_bad)
+    if not keep:
+        raise TransduceError(
+            f"{src_path}: all {len(src)} training pairs were filtered out ({stats.empty} empty, "
+            f"{stats.too_long} too long); raise data.max_src_len / data.max_tgt_len")
+    return keep, stats

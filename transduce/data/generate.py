@@ -1,0 +1,87 @@
+"""Generated tasks for demos, tests and benchmarks: no files or network needed.
+
+- ``reverse``: a sequence of symbols -> the same symbols in reverse order.
+- ``dates``: a date written in one of many human formats -> ISO 8601 (``2026-11-26``).
+  Attention has to find the year, month and day wherever the format puts them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December"]
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def reverse_pairs(n: int, vocab: int = 100, min_len: int = 1, max_len: int = 25,
+                  seed: int = 1) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    symbols = [f"w{i}" for i in range(vocab)]
+    pairs = []
+    for _ in range(n):
+        seq = [rng.choice(symbols) for _ in range(rng.randint(min_len, max_len))]
+        pairs.append((" ".join(seq), " ".join(reversed(seq))))
+    return pairs
+
+
+def _format_date(d: dt.date, rng: random.Random) -> str:
+    month, day = MONTHS[d.month - 1], DAYS[d.weekday()]
+    fmt = rng.randrange(10)
+    if fmt == 0:
+        return f"{d.day} {month} {d.year}"
+    if fmt == 1:
+        return f"{month} {d.day}, {d.year}"
+    if fmt == 2:
+        return f"{d.day:02d}/{d.month:02d}/{d.year}"
+    if fmt == 3:
+        return f"{day}, {d.day} {month[:3]} {d.year}"
+    if fmt == 4:
+        return f"{d.year}.{d.month:02d}.{d.day:02d}"
+    if fmt == 5:
+        return f"{month[:3].lower()} {d.day} {d.year}"
+    if fmt == 6:
+        return f"the {d.day}th of {month}, {d.year}".replace("1th", "1st").replace(
+            "2th", "2nd").replace("3th", "3rd").replace("11st", "11th").replace(
+            "12nd", "12th").replace("13rd", "13th")
+    if fmt == 7:
+        return f"{day[:3]} {month[:3]} {d.day:02d} {d.year}"
+    if fmt == 8:
+        return f"{d.day}.{d.month}.{d.year}"
+    return f"{d.year} {month} {d.day}"
+
+
+def date_pairs(n: int, seed: int = 1) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    start = dt.date(1900, 1, 1).toordinal()
+    end = dt.date(2099, 12, 31).toordinal()
+    pairs = []
+    for _ in range(n):
+        d = dt.date.fromordinal(rng.randint(start, end))
+        pairs.append((_format_date(d, rng), d.isoformat()))
+    return pairs
+
+
+TASKS = {"reverse": reverse_pairs, "dates": date_pairs}
+
+
+def write_task(task: str, out_dir: str | Path, sizes: dict[str, int], seed: int = 1,
+               src_lang: str = "src", tgt_lang: str = "tgt", **kwargs) -> Path:
+    """Write ``<out_dir>/<split>.<src_lang|tgt_lang>`` for each split in ``sizes``.
+
+    Splits use different seeds; held-out sources that also occur in train are regenerated
+    away, so dev/test measure generalisation.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    for k, (split, size) in enumerate(sizes.items()):
+        pairs = TASKS[task](size * 2 if k else size, seed=seed * 1000 + k, **kwargs)
+        if k:
+            pairs = [p for p in pairs if p[0] not in seen][:size]
+        seen.update(s for s, _ in pairs)
+        for side, lang in ((0, src_lang), (1, tgt_lang)):
+            (out / f"{split}.{lang}").write_text("".join(p[side] + "\n" for p in pairs),
+                                                 encoding="utf-8")
+    return out

@@ -1,0 +1,1 @@
+"""Decoding: search algorithms and the translator that wraps a trained model_dir."""

@@ -1,0 +1,185 @@
+"""Search over a trained model: greedy, sampling and batched beam search.
+
+All functions take a padded source batch and return, per sentence, hypotheses of target ids
+(without ``</s>``). Each sentence is decoded independently of the others in its batch: the result
+does not depend on the batch size, and sentences that finish leave the batch (their rows are
+dropped from the decoder state), so the batch shrinks as it goes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from transduce.data.vocabulary import BOS_ID, EOS_ID
+from transduce.model.seq2seq import Seq2Seq
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # target ids, without </s>
+    score: float  # log-probability divided by the length penalty (the ranking score)
+    logprob: float
+    attention: torch.Tensor | None = None  # (len(tokens) [+1 for </s>], src_len)
+
+
+def max_lengths(src_lens: torch.Tensor, a: float, b: int) -> list[int]:
+    """Maximum output length (tokens, without </s>) = a * src_len + b."""
+    return [int(a * n + b) for n in src_lens.tolist()]
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT length penalty ((5 + length) / 6) ** alpha; length counts </s> when present."""
+    return ((5.0 + length) / 6.0) ** alpha if alpha > 0 else 1.0
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+            generator: torch.Generator | None) -> torch.Tensor:
+    """(batch, vocab) logits -> (batch,) sampled ids, with temperature, top-k and nucleus."""
+    logits = logits.float() / temperature
+    if top_k > 0:
+        kth = logits.topk(min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        drop = probs.cumsum(-1) - probs > top_p  # keep the smallest set with mass >= top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: list[int], *,
+           sampling: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+           generator: torch.Generator | None = None, return_attention: bool = False
+           ) -> list[Hypothesis]:
+    """Greedy decoding (or ancestral sampling with ``sampling=True``), one hypothesis each."""
+    batch = src.size(0)
+    state = model.encode(src, src_lens)
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
+    active = list(range(batch))  # sentence index of each row still decoding
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    logprob = [0.0] * batch
+    attn: list[list[torch.Tensor]] = [[] for _ in range(batch)]
+    for _ in range(max(max_lens)):
+        logits, state, a = model.decoder.step(prev, state)
+        logp = torch.log_softmax(logits.float(), dim=-1)  # (rows, vocab)
+        nxt = _sample(logits, temperature, top_k, top_p, generator) if sampling \
+            else logp.argmax(-1)
+        picked = logp.gather(1, nxt.unsqueeze(1)).squeeze(1).tolist()
+        keep = []
+        for row, (i, tok) in enumerate(zip(active, nxt.tolist())):
+            logprob[i] += picked[row]
+            if return_attention and a is not None:
+                attn[i].append(a[row].float().cpu())
+            if tok == EOS_ID:
+                continue
+            tokens[i].append(tok)
+            if len(tokens[i]) < max_lens[i]:
+                keep.append(row)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            index = torch.tensor(keep, device=src.device)
+            state, nxt = state.select(index), nxt.index_select(0, index)
+            active = [active[r] for r in keep]
+        prev = nxt
+    out = []
+    for i in range(batch):
+        length = len(tokens[i]) + (1 if len(tokens[i]) < max_lens[i] else 0)
+        a = torch.stack(attn[i])[:, : int(src_lens[i])] if attn[i] else None
+        out.append(Hypothesis(tokens[i], logprob[i] / length_penalty(length, 0.0), logprob[i], a))
+    return out
+
+
+def _banned_ngrams(history: list[int], n: int) -> list[int]:
+    """Tokens that would repeat an n-gram already in ``history``."""
+    if len(history) < n - 1 or n < 1:
+        return []
+    prefix = history[len(history) - n + 1:] if n > 1 else []
+    return [history[i + n - 1] for i in range(len(history) - n + 1)
+            if history[i:i + n - 1] == prefix]
+
+
+@torch.inference_mode()
+def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: list[int],
+                *, beam_size: int = 5, n_best: int = 1, alpha: float = 1.0,
+                no_repeat_ngram_size: int = 0, return_attention: bool = False
+                ) -> list[list[Hypothesis]]:
+    """Batched beam search with GNMT length penalty ``alpha``; n-best list per sentence.
+
+    Each step scores every (beam, token) extension, keeps the 2k best: those ending in ``</s>``
+    among the top k are finished, the best k others stay alive. A sentence is done when it has k
+    finished hypotheses or reaches its maximum length; done sentences leave the batch.
+    """
+    k = beam_size
+    batch, device = src.size(0), src.device
+    state = model.encode(src, src_lens).select(
+        torch.arange(batch, device=device).repeat_interleave(k))  # rows: (sentence, beam)
+    scores = torch.full((batch, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all beams start identical: keep one
+    history = torch.zeros(batch, k, 0, dtype=torch.long, device=device)  # (batch, k, steps)
+    attn_hist = None  # (batch, k, steps, src_len) if return_attention
+    prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
+    active = list(range(batch))
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    for t in range(max(max_lens)):
+        logits, state, a = model.decoder.step(prev, state)
+        n = len(active)
+        logp = torch.log_softmax(logits.float(), dim=-1)  # (n * k, vocab)
+        vocab = logp.size(-1)
+        if no_repeat_ngram_size > 0:
+            for row, hist in enumerate(history.view(n * k, -1).tolist()):
+                banned = _banned_ngrams(hist, no_repeat_ngram_size)
+                if banned:
+                    logp[row, banned] = float("-inf")
+        cand = (scores.unsqueeze(-1) + logp.view(n, k, vocab)).view(n, k * vocab)
+        top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=-1)  # (n, 2k)
+        beam_of, tok = top_idx // vocab, top_idx % vocab
+        if return_attention and a is not None:
+            a = a.float().view(n, k, 1, -1)
+            attn_hist = a if attn_hist is None else torch.cat([attn_hist, a], dim=2)
+        # --- move finished hypotheses out (python: few per step) ---
+        at_max = [t + 1 >= max_lens[i] for i in active]
+        eos = (tok == EOS_ID).tolist()
+        ts, bo, tk = top_scores.tolist(), beam_of.tolist(), tok.tolist()
+        done = []
+        for row, i in enumerate(active):
+            for r in range(k):
+                if ts[row][r] == float("-inf") or not (eos[row][r] or at_max[i]):
+                    continue
+                toks = history[row, bo[row][r]].tolist() + ([] if eos[row][r] else [tk[row][r]])
+                att = None
+                if attn_hist is not None:
+                    att = attn_hist[row, bo[row][r]].cpu()[:, : int(src_lens[i])]
+                length = len(toks) + (1 if eos[row][r] else 0)
+                finished[i].append(Hypothesis(toks, ts[row][r] / length_penalty(length, alpha),
+                                              ts[row][r], att))
+            if len(finished[i]) >= k or at_max[i]:
+                done.append(row)
+        # --- the k best non-finished extensions stay alive ---
+        rank = torch.arange(top_idx.size(1), device=device).expand_as(top_idx)
+        order = (rank + (tok == EOS_ID).long() * top_idx.size(1)).argsort(dim=-1)[:, :k]
+        scores = top_scores.gather(1, order)
+        beam_sel, tok_sel = beam_of.gather(1, order), tok.gather(1, order)  # (n, k)
+        rows = (torch.arange(n, device=device).unsqueeze(1) * k + beam_sel).view(-1)
+        history = torch.cat([history.view(n * k, -1)[rows].view(n, k, -1),
+                             tok_sel.unsqueeze(-1)], dim=-1)
+        if attn_hist is not None:
+            attn_hist = attn_hist.view(n * k, *attn_hist.shape[2:])[rows].view(
+                n, k, *attn_hist.shape[2:])
+        state, prev = state.select(rows), tok_sel.view(-1)
+        if done:
+            done_set = set(done)
+            keep = [r for r in range(n) if r not in done_set]
+            if not keep:
+                break
+            keep_t = torch.tensor(keep, device=device)
+            keep_rows = (keep_t.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            scores, history = scores[keep_t], history[keep_t]
+            if attn_hist is not None:
+                attn_hist = attn_hist[keep_t]
+            state, prev = state.select(keep_rows), prev[keep_rows]
+            active = [active[r] for r in keep]
+    return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]

@@ -1,0 +1,1 @@
+"""Model: encoder, attention, decoder and the encoder-decoder that joins them."""

@@ -1,0 +1,55 @@
+"""Attention over encoder states: Luong ``dot`` and ``general`` (bilinear), Bahdanau ``mlp``.
+
+Keys are projected once per sentence (:meth:`Attention.project_keys`); each decoder step then costs
+one small batched matrix product. Queries may hold one step (decoding) or all steps at once
+(training without input feeding).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Attention(nn.Module):
+    """score(q, k): dot = q·k; general = q·(W k); mlp = v·tanh(W_q q + W_k k)."""
+
+    def __init__(self, kind: str, query_size: int, key_size: int):
+        super().__init__()
+        if kind not in ("dot", "general", "mlp"):
+            raise ValueError(f"unknown attention {kind!r}")
+        self.kind = kind
+        self.key_layer: nn.Linear | None = None
+        self.query_layer: nn.Linear | None = None
+        self.v: nn.Linear | None = None
+        if kind == "general" or (kind == "dot" and query_size != key_size):
+            # dot with different sizes projects the keys, which makes it the bilinear score
+            self.key_layer = nn.Linear(key_size, query_size, bias=False)
+        elif kind == "mlp":
+            self.key_layer = nn.Linear(key_size, query_size, bias=False)
+            self.query_layer = nn.Linear(query_size, query_size, bias=False)
+            self.v = nn.Linear(query_size, 1, bias=False)
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """(batch, src_len, key_size) -> (batch, src_len, query_size), once per sentence."""
+        return memory if self.key_layer is None else self.key_layer(memory)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            query: (batch, steps, query_size); keys: (batch, src_len, query_size) from
+                :meth:`project_keys`; memory: (batch, src_len, key_size); mask: (batch, src_len),
+                True at real source tokens.
+        Returns:
+            context: (batch, steps, key_size); weights: (batch, steps, src_len).
+        """
+        if self.kind == "mlp":
+            q = self.query_layer(query)  # (batch, steps, query_size)
+            hidden = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (batch, steps, src_len, q)
+            scores = self.v(hidden).squeeze(-1)  # (batch, steps, src_len)
+        else:
+            scores = torch.bmm(query, keys.transpose(1, 2))  # (batch, steps, src_len)
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        context = torch.bmm(weights, memory)  # (batch, steps, key_size)
+        return context, weights

@@ -1,0 +1,182 @@
+"""The attentional RNN decoder (Luong et al., 2015), with optional input feeding.
+
+At step t, with s the RNN state and c the attention context over the encoder outputs:
+
+    s_t  = RNN([y_{t-1}; h~_{t-1}], s_{t-1})      (input feeding; just y_{t-1} without it)
+    c_t  = attention(s_t, encoder outputs)
+    h~_t = tanh(W_c [s_t; c_t])                   (the "attentional vector")
+    p(y_t) = softmax(W_o h~_t)
+
+The RNN weights live in one ``nn.LSTM``/``nn.GRU``/``nn.RNN`` module. Without input feeding the
+whole target sequence goes through that fused module at once and attention is computed for all
+steps in one product. With input feeding the steps run one by one on ``torch.lstm_cell`` & co.,
+and the embedding half of layer 0's input projection is computed for all steps in one GEMM up front.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transduce.data.vocabulary import PAD_ID
+from transduce.model.attention import Attention
+from transduce.model.encoders import RNNS
+
+Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]  # (batch, hidden) or LSTM (h, c)
+CELL_FNS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
+
+
+@dataclass
+class DecoderState:
+    """Everything a decoder step needs; rows are sentences (or beam hypotheses)."""
+
+    hidden: list[Hidden]  # one entry per layer
+    feed: torch.Tensor | None  # (batch, hidden) previous attentional vector, if input feeding
+    memory: torch.Tensor  # (batch, src_len, encoder_size) encoder outputs
+    keys: torch.Tensor | None  # (batch, src_len, hidden) attention keys, projected once
+    mask: torch.Tensor  # (batch, src_len) True at real source tokens
+
+    def select(self, index: torch.Tensor) -> "DecoderState":
+        """Keep/reorder/repeat rows: beam expansion, reordering, dropping finished sentences."""
+        pick = (lambda t: None if t is None else t.index_select(0, index))
+        hidden = [tuple(pick(x) for x in h) if isinstance(h, tuple) else pick(h)
+                  for h in self.hidden]
+        return DecoderState(hidden, pick(self.feed), pick(self.memory), pick(self.keys),
+                            pick(self.mask))
+
+
+class Decoder(nn.Module):
+    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, encoder_size: int,
+                 cell: str = "lstm", layers: int = 1, attention: str = "mlp",
+                 input_feeding: bool = True, dropout: float = 0.0, bridge: str = "bridge",
+                 tied_embeddings: bool = False):
+        super().__init__()
+        self.cell, self.layers, self.hidden_size = cell, layers, hidden_size
+        self.input_feeding, self.bridge_kind = input_feeding, bridge
+        self.embedding_size = embedding_size
+        self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(dropout)
+        rnn_input = embedding_size + (hidden_size if input_feeding else 0)
+        self.rnn = RNNS[cell](rnn_input, hidden_size, layers, batch_first=True,
+                              dropout=dropout if layers > 1 else 0.0)
+        self.attention = Attention(attention, hidden_size, encoder_size) \
+            if attention != "none" else None
+        combine_in = hidden_size + (encoder_size if self.attention is not None else 0)
+        self.combine = nn.Linear(combine_in, hidden_size, bias=False)
+        self.output = nn.Linear(hidden_size, vocab_size)
+        if tied_embeddings:
+            self.output.weight = self.embed.weight
+        self.bridge = nn.Linear(encoder_size, hidden_size) if bridge == "bridge" else None
+
+    # ---- initial state -------------------------------------------------------------------
+    def init_state(self, memory: torch.Tensor, final: Hidden, mask: torch.Tensor) -> DecoderState:
+        """
+        Args:
+            memory: (batch, src_len, encoder_size); final: (layers, batch, encoder_size) or an
+                LSTM pair of those; mask: (batch, src_len).
+        """
+        final_h = final[0] if isinstance(final, tuple) else final
+        batch = memory.size(0)
+        if self.bridge_kind == "bridge":
+            h = torch.tanh(self.bridge(final_h))  # (layers, batch, hidden)
+            hidden = [(h[i], h[i]) if self.cell == "lstm" else h[i] for i in range(self.layers)]
+        elif self.bridge_kind == "last":
+            hidden = [(final[0][i], final[1][i]) if self.cell == "lstm" else final[i]
+                      for i in range(self.layers)]
+        else:
+            zeros = memory.new_zeros(batch, self.hidden_size)
+            hidden = [(zeros, zeros) if self.cell == "lstm" else zeros for _ in range(self.layers)]
+        feed = memory.new_zeros(batch, self.hidden_size) if self.input_feeding else None
+        keys = self.attention.project_keys(memory) if self.attention is not None else None
+        return DecoderState(hidden, feed, memory, keys, mask)
+
+    # ---- pieces shared by training and decoding --------------------------------------------
+    def _attend(self, s: torch.Tensor, state: DecoderState
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """s: (batch, steps, hidden) -> attentional vectors (batch, steps, hidden), weights."""
+        if self.attention is None:
+            return torch.tanh(self.combine(self.dropout(s))), None
+        context, weights = self.attention(s, state.keys, state.memory, state.mask)
+        h = torch.tanh(self.combine(self.dropout(torch.cat([s, context], dim=-1))))
+        return h, weights  # (batch, steps, hidden), (batch, steps, src_len)
+
+    def _layer0_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer 0's input weights split into the embedding part and the fed-vector part."""
+        w = self.rnn.weight_ih_l0  # (gates * hidden, embedding + hidden)
+        return w[:, :self.embedding_size], w[:, self.embedding_size:]
+
+    def _rnn_step(self, x0: torch.Tensor, bias0: torch.Tensor, w0: torch.Tensor,
+                  hidden: list[Hidden]) -> tuple[list[Hidden], torch.Tensor]:
+        """One step through all layers. Layer 0 computes ``x0 @ w0.T + bias0`` as its input
+        projection, ``bias0`` (batch, gates*hidden) holding the part computed ahead of time."""
+        fn = CELL_FNS[self.cell]
+        new, x = [], x0
+        for i in range(self.layers):
+            r = self.rnn
+            if i == 0:
+                w_ih, b_ih = w0, bias0
+            else:
+                w_ih, b_ih = getattr(r, f"weight_ih_l{i}"), getattr(r, f"bias_ih_l{i}")
+                x = F.dropout(x, r.dropout, self.training)
+            h = fn(x, hidden[i], w_ih, getattr(r, f"weight_hh_l{i}"), b_ih,
+                   getattr(r, f"bias_hh_l{i}"))
+            new.append(h)
+            x = h[0] if isinstance(h, tuple) else h
+        return new, x  # x: (batch, hidden) top layer output
+
+    # ---- training: all steps, teacher forcing ---------------------------------------------
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        Args:
+            tgt_in: (batch, tgt_len) previous tokens (``<s>`` first).
+        Returns:
+            attentional vectors (batch, tgt_len, hidden) and attention (batch, tgt_len, src_len).
+        """
+        emb = self.dropout(self.embed(tgt_in))  # (batch, tgt_len, emb)
+        if not self.input_feeding:
+            if self.cell == "lstm":
+                hx = (torch.stack([h for h, _ in state.hidden]),
+                      torch.stack([c for _, c in state.hidden]))
+            else:
+                hx = torch.stack(state.hidden)  # (layers, batch, hidden)
+            s, _ = self.rnn(emb, hx)  # (batch, tgt_len, hidden)
+            return self._attend(s, state)
+        w_emb, w_feed = self._layer0_weights()
+        pre = F.linear(emb, w_emb, self.rnn.bias_ih_l0)  # (batch, tgt_len, gates*hidden)
+        hidden, feed = state.hidden, state.feed
+        outs, attns = [], []
+        for t in range(tgt_in.size(1)):
+            hidden, s = self._rnn_step(feed, pre[:, t], w_feed, hidden)
+            h, a = self._attend(s.unsqueeze(1), state)  # (batch, 1, hidden)
+            feed = h.squeeze(1)
+            outs.append(feed)
+            attns.append(a)
+        attn = torch.cat(attns, dim=1) if self.attention is not None else None
+        return torch.stack(outs, dim=1), attn
+
+    # ---- decoding: one step -----------------------------------------------------------------
+    def step(self, prev: torch.Tensor, state: DecoderState
+             ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """
+        Args:
+            prev: (batch,) previous token ids.
+        Returns:
+            logits (batch, vocab), the next state, attention weights (batch, src_len) or None.
+        """
+        emb = self.embed(prev)  # (batch, emb)
+        if self.input_feeding:
+            w_emb, w_feed = self._layer0_weights()
+            hidden, s = self._rnn_step(state.feed, F.linear(emb, w_emb, self.rnn.bias_ih_l0),
+                                       w_feed, state.hidden)
+        else:
+            hidden, s = self._rnn_step(emb, self.rnn.bias_ih_l0, self.rnn.weight_ih_l0,
+                                       state.hidden)
+        h, a = self._attend(s.unsqueeze(1), state)
+        h = h.squeeze(1)  # (batch, hidden)
+        new = DecoderState(hidden, h if self.input_feeding else None, state.memory, state.keys,
+                           state.mask)
+        return self.output(h), new, (a.squeeze(1) if a is not None else None)
