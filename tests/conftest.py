@@ -26,12 +26,13 @@ def reverse_data(tmp_path_factory) -> Path:
     return out
 
 
-def tiny_config(data: Path, model_dir: Path, **sections) -> dict:
+def tiny_config(data_dir: Path, model_dir: Path, **sections) -> dict:
     cfg = {
         "name": "tiny",
         "seed": 1,
         "model_dir": str(model_dir),
-        "data": {"train": str(data / "train"), "dev": str(data / "dev"), "tokenizer": "word"},
+        "data": {"train": str(data_dir / "train"), "dev": str(data_dir / "dev"),
+                 "tokenizer": "word"},
         "model": {"embedding_size": 16, "encoder_hidden_size": 16, "decoder_hidden_size": 24,
                   "dropout": 0.0},
         "training": {"batch_size": 32, "max_steps": 30, "validate_every": 15, "log_every": 5,

@@ -1,0 +1,133 @@
+"""End to end through the command line: train, translate, evaluate, test, plot, resume."""
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+import transduce
+from transduce.cli import main
+from conftest import tiny_config
+
+
+def _cli(*args, stdin: str | None = None):
+    return subprocess.run([sys.executable, "-m", "transduce", *args], input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(reverse_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    cfg = tiny_config(reverse_data, root / "model", training={"max_steps": 120,
+                                                              "validate_every": 60},
+                      data={"test": str(reverse_data / "test")})
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path)]) == 0
+    return root / "model", path
+
+
+def test_model_dir_layout(trained):
+    model_dir, _ = trained
+    for name in ("config.yaml", "vocab.src.txt", "vocab.tgt.txt", "train.log", "metrics.jsonl",
+                 "best/model.safetensors", "best/meta.json", "last/model.safetensors",
+                 "last/meta.json", "last/trainer_state.pt"):
+        assert (model_dir / name).is_file(), name
+    events = [json.loads(x) for x in (model_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [e for e in events if e["event"] == "train"]
+    valid = [e for e in events if e["event"] == "valid"]
+    assert train[-1]["loss"] < train[0]["loss"]
+    assert {"step", "loss", "ppl", "lr", "tgt_tok_s", "pad_frac"} <= set(train[0])
+    assert len(valid) == 2 and {"bleu", "chrf", "dev_ppl"} <= set(valid[0])
+    assert any(e["event"] == "test" for e in events)
+
+
+def test_translate_keeps_one_line_per_input_and_logs_on_stderr(trained):
+    model_dir, _ = trained
+    text = "w1 w2 w3\n\nw4 w5\n\n"
+    r = _cli("translate", str(model_dir), stdin=text)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert len(lines) == 5 and lines[-1] == ""  # 4 outputs, newline-terminated
+    assert lines[1] == "" and lines[3] == ""
+    assert lines[0] != ""
+
+
+def test_translate_nbest_prints_n_lines_with_scores(trained, tmp_path):
+    model_dir, _ = trained
+    (tmp_path / "in.txt").write_text("w1 w2\nw3\n")
+    assert main(["translate", str(model_dir), "-i", str(tmp_path / "in.txt"), "-o",
+                 str(tmp_path / "out.txt"), "--n-best", "3", "--beam-size", "3"]) == 0
+    out = (tmp_path / "out.txt").read_text().splitlines()
+    assert len(out) == 6 and all("\t" in line for line in out)
+    assert main(["translate", str(model_dir), "-i", str(tmp_path / "in.txt"), "-o",
+                 str(tmp_path / "one.txt"), "--beam-size", "3"]) == 0
+    assert (tmp_path / "one.txt").read_text().splitlines()[0] == out[0].split("\t")[0]
+
+
+def test_python_api_loads_and_translates(trained):
+    model_dir, _ = trained
+    model = transduce.load(model_dir)
+    out = model.translate(["w1 w2 w3", "", "w5"], beam_size=2)
+    assert len(out) == 3 and out[1] == ""
+
+
+def test_evaluate_bleu_equals_sacrebleu_cli(tmp_path, capsys):
+    hyp = ["the cat sat on the mat", "a quick brown fox", "hello there world", "no match"]
+    ref = ["the cat sat on a mat", "the quick brown fox", "hello world", "something else"]
+    (tmp_path / "hyp").write_text("\n".join(hyp) + "\n")
+    (tmp_path / "ref").write_text("\n".join(ref) + "\n")
+    assert main(["evaluate", "--hyp", str(tmp_path / "hyp"), "--ref", str(tmp_path / "ref"),
+                 "--json"]) == 0
+    ours = json.loads(capsys.readouterr().out)
+    sacre = subprocess.run([sys.executable, "-m", "sacrebleu", str(tmp_path / "ref"), "-i",
+                            str(tmp_path / "hyp"), "-m", "bleu", "chrf", "-b", "-w", "6"],
+                           capture_output=True, text=True, check=True).stdout
+    sacre_bleu, sacre_chrf = json.loads(sacre)
+    assert ours["bleu"] == pytest.approx(sacre_bleu, abs=1e-5)
+    assert ours["chrf"] == pytest.approx(sacre_chrf, abs=1e-5)
+    assert set(ours) >= {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "signature"}
+    assert "BLEU" in ours["signature"]["bleu"] or "nrefs" in ours["signature"]["bleu"]
+
+
+def test_evaluate_line_count_mismatch_is_a_one_line_error(tmp_path):
+    (tmp_path / "hyp").write_text("a\nb\n")
+    (tmp_path / "ref").write_text("a\n")
+    r = _cli("evaluate", "--hyp", str(tmp_path / "hyp"), "--ref", str(tmp_path / "ref"))
+    assert r.returncode != 0
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+    assert "Traceback" not in r.stderr
+
+
+def test_test_command_scores_a_test_set(trained, reverse_data, capsys):
+    model_dir, _ = trained
+    assert main(["test", str(model_dir), "--src", str(reverse_data / "test.src"), "--ref",
+                 str(reverse_data / "test.tgt"), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert 0 <= scores["bleu"] <= 100
+
+
+def test_plot_writes_a_png(trained, tmp_path):
+    model_dir, _ = trained
+    out = tmp_path / "att.png"
+    assert main(["plot", str(model_dir), "w1 w2 w3", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_resumes_from_last(trained):
+    model_dir, config = trained
+    r = _cli("train", str(config), "--set", "training.max_steps=130")
+    assert r.returncode == 0, r.stderr
+    assert "resuming from step 120" in r.stderr
+    meta = json.loads((model_dir / "last" / "meta.json").read_text())
+    assert meta["step"] == 130 and meta["version"] == 1
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    r = _cli("translate", str(tmp_path / "missing"))
+    assert r.returncode == 1 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+    (tmp_path / "c.yaml").write_text("trainig: {}\n")
+    r = _cli("train", str(tmp_path / "c.yaml"))
+    assert r.returncode == 1 and "did you mean 'training'" in r.stderr
+    assert "Traceback" not in r.stderr

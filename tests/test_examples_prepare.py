@@ -1,0 +1,247 @@
+"""Data preparation of examples/ (bible-es-en, manpages-summ, dialogue) on small fixtures.
+
+No Debian package, network or installed corpus is needed: the parsers are fed fixture files that
+look like the real tools' output (see tests/fixtures/examples/README.md).
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import random
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import prepare_utils as pu  # noqa: E402
+
+
+def load(example: str, module: str = "prepare") -> ModuleType:
+    """Import examples/<example>/<module>.py (the folder names are not Python identifiers)."""
+    name = f"_example_{example.replace('-', '_')}_{module}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, EXAMPLES / example / f"{module}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules[name] = mod
+    return sys.modules[name]
+
+
+# ---------------------------------------------------------------- shared helpers: text and splits
+
+def test_normalize_space_keeps_one_line():
+    assert pu.normalize_space("  a\tb\nc\r\nd\u2028e\u00a0f\x0bg \x00h\u200bi  ") == "a b c d e f g hi"
+
+
+def test_dedup_drops_repeats_and_empty_sides():
+    pairs = [pu.Pair("1", "a", "x"), pu.Pair("2", "a", "x"), pu.Pair("3", "a", "y"),
+             pu.Pair("4", "", "z"), pu.Pair("5", "b", "")]
+    assert [p.key for p in pu.dedup(pairs)] == ["1", "3"]
+
+
+def random_corpus(n: int, seed: int) -> list[pu.Pair]:
+    """Pairs with many repeated sources and targets, like verses such as "Yahweh said to Moses"."""
+    rng = random.Random(seed)
+    pairs = [pu.Pair(f"k{i}", f"s{rng.randrange(3 * n)}", f"t{rng.randrange(3 * n)}") for i in range(n)]
+    return pu.dedup(pairs)
+
+
+def test_split_has_no_leakage_and_exact_sizes():
+    pairs = random_corpus(3000, seed=0)
+    splits = pu.split_pairs(pairs, n_dev=200, n_test=300, seed=1)
+    assert (len(splits["dev"]), len(splits["test"])) == (200, 300)
+    assert sum(len(s) for s in splits.values()) == len(pairs)
+    for side in ("src", "tgt"):
+        sets = {name: {getattr(p, side) for p in split} for name, split in splits.items()}
+        assert not sets["train"] & sets["dev"]
+        assert not sets["train"] & sets["test"]
+        assert not sets["dev"] & sets["test"]
+
+
+def test_split_is_deterministic_and_independent_of_input_order():
+    pairs = random_corpus(2000, seed=3)
+    first = pu.split_pairs(pairs, 100, 100, seed=7)
+    assert pu.split_pairs(pairs, 100, 100, seed=7) == first
+    shuffled = pairs[:]
+    random.Random(0).shuffle(shuffled)
+    again = pu.split_pairs(shuffled, 100, 100, seed=7)
+    for name in pu.SPLITS:
+        assert {p.key for p in again[name]} == {p.key for p in first[name]}
+    other = pu.split_pairs(pairs, 100, 100, seed=8)
+    assert {p.key for p in other["test"]} != {p.key for p in first["test"]}
+
+
+def test_split_keeps_input_order_and_runs_short_gracefully():
+    pairs = [pu.Pair(str(i), f"s{i}", f"t{i}") for i in range(10)] + [pu.Pair("dup", "s0", "other")]
+    splits = pu.split_pairs(pairs, n_dev=5, n_test=5, seed=1)
+    assert len(splits["test"]) == 5 and len(splits["dev"]) == 4  # "0" and "dup" share a source
+    for split in splits.values():
+        assert split == sorted(split, key=pairs.index)
+    assert {p.key for p in splits["train"]} == {"0", "dup"}
+
+
+def test_held_out_size():
+    assert pu.held_out_size(30816, 0.1, 1000) == 1000
+    assert pu.held_out_size(5975, 0.1, 1000) == 598
+    assert pu.held_out_size(1176, 0.1) == 118
+
+
+def test_build_writes_files_prints_stats_and_is_idempotent(tmp_path, capsys):
+    pairs = [pu.Pair(str(i), f"uno dos {i}", f"one, two {i}.") for i in range(20)]
+    pairs.append(pu.Pair("20", "uno dos 0", "one, two 0."))  # an exact duplicate
+    pu.build(lambda: pairs, tmp_path, "es", "en", seed=1, force=False, dev_test=lambda n: (2, 3))
+    lines = {p.name: pu.read_lines(p) for p in pu.split_files(tmp_path, "es", "en")}
+    assert [len(lines[f"{s}.es"]) for s in pu.SPLITS] == [15, 2, 3]
+    assert all(len(lines[f"{s}.es"]) == len(lines[f"{s}.en"]) for s in pu.SPLITS)
+    out = capsys.readouterr().out
+    assert "wrote 20 unique pairs" in out
+    assert out.splitlines()[-1].split() == ["all", "20", "3.0", "3.0", "22", "22"]
+
+    def must_not_run() -> list[pu.Pair]:
+        raise AssertionError("collect() ran although the data exists")
+    pu.build(must_not_run, tmp_path, "es", "en", seed=1, force=False, dev_test=lambda n: (2, 3))
+    assert "already prepared" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- bible-es-en: diatheke + OSIS
+
+@pytest.fixture(scope="module")
+def bible() -> tuple[ModuleType, dict[str, str], dict[str, str]]:
+    mod = load("bible-es-en")
+    es = mod.parse_diatheke((FIXTURES / "diatheke_spaRV1909eb.txt").read_text("utf-8"), "spaRV1909eb")
+    en = mod.parse_diatheke((FIXTURES / "diatheke_engWEB2015eb.txt").read_text("utf-8"), "engWEB2015eb")
+    return mod, es, en
+
+
+def test_diatheke_references_and_continuation_lines(bible):
+    _, es, en = bible
+    assert list(es)[:3] == ["Genesis 1:1", "Genesis 1:2", "Genesis 2:12"]
+    assert "Esther (Greek) 1:1" in en and "Song of Solomon 1:5" in en and "I Samuel 1:2" in es
+    assert es["I Samuel 1:2"] == ""
+    assert es["Revelation of John 22:20"] == ("El que da testimonio de estas cosas, dice: Ciertamente, "
+                                              "vengo en breve. Amén, sea así. Ven: Señor Jesús.")
+
+
+def test_osis_markup_is_cleaned(bible):
+    _, es, en = bible
+    assert es["Genesis 1:1"] == "EN el principio crió Dios los cielos y la tierra."
+    assert en["Genesis 1:1"] == "In the beginning, God created the heavens and the earth."  # glued <w>
+    assert es["Genesis 2:12"] == "Y el oro de aquella tierra es bueno: hay allí también bdelio y piedra cornerina."
+    assert en["Genesis 1:2"] == "The earth was formless and empty. Darkness was on the surface of the deep."
+    assert en["Song of Solomon 1:5"].startswith("I am dark, but lovely")  # speaker label dropped
+    assert en["Revelation of John 22:21"] == "The grace of the Lord Jesus Christ be with all the saints. Amen."
+    assert not any("<" in t or ">" in t or "  " in t for t in [*es.values(), *en.values()])
+
+
+def test_only_new_psalm_titles_are_kept(bible):
+    _, _, en = bible
+    assert en["Psalms 3:1"] == ("A Psalm by David, when he fled from Absalom his son. Yahweh, how my "
+                                "adversaries have increased! Many are those who rise up against me.")
+    assert en["Psalms 3:2"].startswith("Many there are")  # the repeated (stale) title is ignored
+    assert en["Psalms 4:1"].startswith("For the Chief Musician; on stringed instruments. A Psalm by David. Answer")
+    assert en["I Samuel 1:1"].startswith("Now there was")
+
+
+def test_verse_alignment(bible):
+    mod, es, en = bible
+    pairs = mod.align(es, en)
+    keys = [p.key for p in pairs]
+    assert keys[:3] == ["Genesis 1:1", "Genesis 1:2", "Genesis 2:12"]
+    assert "I Samuel 1:2" not in keys  # empty in Spanish
+    assert "Esther (Greek) 1:1" not in keys  # only in the English module
+    assert len(keys) == 10
+    assert pairs[keys.index("Psalms 3:1")].src.startswith("Salmo de David")
+
+
+def test_shifted_chapters_are_detected():
+    mod = load("bible-es-en")
+    names = ["Moses", "Aaron", "Israel", "Hazeroth", "Paran", "Canaan", "Joshua", "Caleb", "Hebron"]
+    tgt = {f"Numbers {c}:{v}": f"{names[v % 9]} went {'far ' * (v * 3 % 11)}to {names[(v * 4) % 9]} {v * c}"
+           for c in (13, 14) for v in range(1, 21)}
+    src = {ref: text.replace("went", "fue") for ref, text in tgt.items()}
+    for v in range(2, 21):  # Spanish chapter 13 is one verse off: its verse v is English verse v-1
+        src[f"Numbers 13:{v}"] = tgt[f"Numbers 13:{v - 1}"].replace("went", "fue")
+    assert mod.shifted_chapters(src, tgt) == {"Numbers 13"}
+    assert mod.chapter_of("I Samuel 24:3") == "I Samuel 24"
+
+
+# ---------------------------------------------------------------- manpages-summ: mandoc output
+
+def test_man_page_name_and_description():
+    mod = load("manpages-summ")
+    text = mod.clean_rendered((FIXTURES / "frobnicate.3.rendered").read_text("utf-8"))
+    assert "\b" not in text and "─" not in text
+    assert mod.parse_man(text) == (
+        "The frobnicate() function twiddles the bits of the widget pointed to by w; unfrobnicate() "
+        "undoes it. The flags argument is one of: FROB_ON turn the widget on FROB_OFF turn the widget off",
+        "twiddle the bits of a widget")
+
+
+def test_man_page_rejects():
+    mod = load("manpages-summ")
+    body = "       " + " ".join(["word"] * 10)
+    assert mod.parse_man(f"NAME\n       frob - do it\nDESCRIPTION\n{body}\n") is not None
+    assert mod.parse_man(f"NAME\n       frob does it\nDESCRIPTION\n{body}\n") is None  # no dash
+    assert mod.parse_man(f"NAME\n       frob - do it\nDESCRIPTION\n       too short\n") is None
+    assert mod.parse_man(f"NAME\n       frob - do it\nSYNOPSIS\n{body}\n") is None
+    assert mod.parse_man("NAME\n       perlcn - x\nDESCRIPTION\n       " + "欢迎来到 Perl 的天地 " * 5) is None
+    long = mod.parse_man("NAME\n       a - b\nDESCRIPTION\n       " + "w " * 1000)
+    assert long is not None and len(long[0].split()) == mod.MAX_SOURCE_WORDS
+    assert mod.page_key(Path("/usr/share/man/man3/malloc.3.gz")) == "malloc.3"
+
+
+def test_man_so_redirection_is_skipped_without_mandoc(tmp_path):
+    mod = load("manpages-summ")
+    stub = tmp_path / "calloc.3.gz"
+    stub.write_bytes(gzip.compress(b".so man3/malloc.3\n"))
+    assert mod.render_man(stub) == ""
+
+
+def test_lead_baseline():
+    mod = load("manpages-summ", "lead_baseline")
+    assert mod.lead("a b c d", 2) == "a b"
+    scores = mod.rouge(["twiddle the bits", "nothing alike"], ["twiddle the bits", "completely different"])
+    assert scores["rouge1"] == pytest.approx(50.0) and scores["rougeL"] == pytest.approx(50.0)
+
+
+# ---------------------------------------------------------------- dialogue: chatterbot YAML
+
+def test_chatterbot_conversation_pairs():
+    mod = load("dialogue")
+    pairs = mod.conversation_pairs(FIXTURES / "chatterbot_music.yml")
+    assert [(p.src, p.tgt) for p in pairs] == [
+        ("Hello", "Hi there"),
+        ("Do you like music?", "yes"),  # stays a string under BaseLoader
+        ("yes", "What kind?"),
+        ("What kind?", "Mostly jazz, some blues."),
+        ("Hello", "Hi there"),
+        ("2001", "A space odyssey."),
+    ]
+    assert pairs[0].key == "chatterbot_music:0:0" and pairs[3].key == "chatterbot_music:1:2"
+    assert len(pu.dedup(pairs)) == 5
+
+
+# ---------------------------------------------------------------- configs and git-ignore
+
+@pytest.mark.parametrize("example", ["bible-es-en", "manpages-summ", "dialogue"])
+def test_example_config_matches_its_data(example):
+    raw = yaml.safe_load((EXAMPLES / example / "config.yaml").read_text("utf-8"))
+    mod = load(example)
+    data = raw["data"]
+    assert (data["src_lang"], data["tgt_lang"]) == (mod.SRC_LANG, mod.TGT_LANG)
+    for split in pu.SPLITS:
+        assert data[split] == f"examples/{example}/data/{split}"
+    assert raw["name"] == example and raw["model_dir"] == f"runs/{example}"
+    config = pytest.importorskip("transduce.config")
+    config.load_config(EXAMPLES / example / "config.yaml")  # the core's schema accepts it
+
+
+def test_data_folders_are_git_ignored():
+    assert "*/data/" in (EXAMPLES / ".gitignore").read_text("utf-8").split()
