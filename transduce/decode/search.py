@@ -147,7 +147,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
         done = []
         for row, i in enumerate(active):
             for r in range(k):
-                if ts[row][r] == float("-inf") or not (eos[row][r] or at_max[i]):
+                if ts[row][r] == float("-inf") or not (eos[row][r] or at_max[row]):
                     continue
                 toks = history[row, bo[row][r]].tolist() + ([] if eos[row][r] else [tk[row][r]])
                 att = None
@@ -156,7 +156,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
                 length = len(toks) + (1 if eos[row][r] else 0)
                 finished[i].append(Hypothesis(toks, ts[row][r] / length_penalty(length, alpha),
                                               ts[row][r], att))
-            if len(finished[i]) >= k or at_max[i]:
+            if len(finished[i]) >= k or at_max[row]:
                 done.append(row)
         # --- the k best non-finished extensions stay alive ---
         rank = torch.arange(top_idx.size(1), device=device).expand_as(top_idx)
