@@ -133,10 +133,12 @@ def test_osis_markup_is_cleaned(bible):
     _, es, en = bible
     assert es["Genesis 1:1"] == "EN el principio crió Dios los cielos y la tierra."
     assert en["Genesis 1:1"] == "In the beginning, God created the heavens and the earth."  # glued <w>
-    assert es["Genesis 2:12"] == "Y el oro de aquella tierra es bueno: hay allí también bdelio y piedra cornerina."
+    assert es["Genesis 2:12"] == ("Y el oro de aquella tierra es bueno: hay allí también bdelio y "
+                                  "piedra cornerina.")  # glued <transChange>
     assert en["Genesis 1:2"] == "The earth was formless and empty. Darkness was on the surface of the deep."
     assert en["Song of Solomon 1:5"].startswith("I am dark, but lovely")  # speaker label dropped
-    assert en["Revelation of John 22:21"] == "The grace of the Lord Jesus Christ be with all the saints. Amen."
+    assert en["Revelation of John 22:21"] == ("The grace of the Lord Jesus Christ be with all the "
+                                              "saints. Amen.")  # glossary dropped
     assert not any("<" in t or ">" in t or "  " in t for t in [*es.values(), *en.values()])
 
 
@@ -145,7 +147,8 @@ def test_only_new_psalm_titles_are_kept(bible):
     assert en["Psalms 3:1"] == ("A Psalm by David, when he fled from Absalom his son. Yahweh, how my "
                                 "adversaries have increased! Many are those who rise up against me.")
     assert en["Psalms 3:2"].startswith("Many there are")  # the repeated (stale) title is ignored
-    assert en["Psalms 4:1"].startswith("For the Chief Musician; on stringed instruments. A Psalm by David. Answer")
+    assert en["Psalms 4:1"].startswith("For the Chief Musician; on stringed instruments. "
+                                       "A Psalm by David. Answer me")
     assert en["I Samuel 1:1"].startswith("Now there was")
 
 
@@ -189,9 +192,10 @@ def test_man_page_rejects():
     body = "       " + " ".join(["word"] * 10)
     assert mod.parse_man(f"NAME\n       frob - do it\nDESCRIPTION\n{body}\n") is not None
     assert mod.parse_man(f"NAME\n       frob does it\nDESCRIPTION\n{body}\n") is None  # no dash
-    assert mod.parse_man(f"NAME\n       frob - do it\nDESCRIPTION\n       too short\n") is None
+    assert mod.parse_man("NAME\n       frob - do it\nDESCRIPTION\n       too short\n") is None
     assert mod.parse_man(f"NAME\n       frob - do it\nSYNOPSIS\n{body}\n") is None
-    assert mod.parse_man("NAME\n       perlcn - x\nDESCRIPTION\n       " + "欢迎来到 Perl 的天地 " * 5) is None
+    chinese = "欢迎来到 Perl 的天地 " * 5
+    assert mod.parse_man(f"NAME\n       perlcn - x\nDESCRIPTION\n       {chinese}\n") is None
     long = mod.parse_man("NAME\n       a - b\nDESCRIPTION\n       " + "w " * 1000)
     assert long is not None and len(long[0].split()) == mod.MAX_SOURCE_WORDS
     assert mod.page_key(Path("/usr/share/man/man3/malloc.3.gz")) == "malloc.3"
@@ -206,9 +210,9 @@ def test_man_so_redirection_is_skipped_without_mandoc(tmp_path):
 
 def test_lead_baseline():
     mod = load("manpages-summ", "lead_baseline")
-    assert mod.lead("a b c d", 2) == "a b"
-    scores = mod.rouge(["twiddle the bits", "nothing alike"], ["twiddle the bits", "completely different"])
-    assert scores["rouge1"] == pytest.approx(50.0) and scores["rougeL"] == pytest.approx(50.0)
+    assert mod.lead("a b  c d", 2) == "a b"
+    assert mod.median_length(["one", "one two", "one two three four"]) == 2
+    # rouge() is not called here: importing rouge-score (nltk) alone takes about a second
 
 
 # ---------------------------------------------------------------- dialogue: chatterbot YAML
