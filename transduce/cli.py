@@ -150,6 +150,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(minutes=args.minutes, model_dir=args.model_dir)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from transduce.serve.app import serve
+
+    serve(args.model_dir, host=args.host, port=args.port, device=args.device)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Read a message per line (a terminal prompt, or piped input), print a reply per line."""
+    from transduce.api import load
+
+    model = load(args.model_dir, args.checkpoint, args.device)
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            sys.stderr.write("> ")
+            sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        reply = model.translate([line.strip()], **_decode_options(args))[0] if line.strip() else ""
+        print(reply, flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="transduce", description="transduce: train, decode and score sequence-to-sequence models")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -212,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--checkpoint", default="best", choices=["best", "last"])
     pl.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pl.set_defaults(func=cmd_plot)
+
+    se = sub.add_parser("serve", help="HTTP API and web page with attention heatmaps")
+    se.add_argument("model_dir")
+    se.add_argument("--host", default="127.0.0.1")
+    se.add_argument("--port", type=int, default=8000)
+    se.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    se.set_defaults(func=cmd_serve)
+
+    ch = sub.add_parser("chat", help="reply to each input line (interactive or piped)")
+    ch.add_argument("model_dir")
+    decoding(ch)
+    ch.set_defaults(func=cmd_chat)
     return p
 
 
