@@ -85,3 +85,27 @@ def write_task(task: str, out_dir: str | Path, sizes: dict[str, int], seed: int 
             (out / f"{split}.{lang}").write_text("".join(p[side] + "\n" for p in pairs),
                                                  encoding="utf-8")
     return out
+
+
+def main() -> None:
+    """``python -m transduce.data.generate reverse data/reverse --train 20000 --vocab 50``"""
+    import argparse
+
+    p = argparse.ArgumentParser(description="write a generated parallel corpus")
+    p.add_argument("task", choices=sorted(TASKS))
+    p.add_argument("out_dir")
+    p.add_argument("--train", type=int, default=20000)
+    p.add_argument("--dev", type=int, default=500)
+    p.add_argument("--test", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--vocab", type=int, default=None, help="reverse: number of symbols")
+    p.add_argument("--max-len", type=int, default=None, help="reverse: longest sequence")
+    a = p.parse_args()
+    extra = {k: v for k, v in (("vocab", a.vocab), ("max_len", a.max_len)) if v is not None}
+    out = write_task(a.task, a.out_dir, {"train": a.train, "dev": a.dev, "test": a.test},
+                     seed=a.seed, **extra)
+    print(f"wrote {a.task} train/dev/test ({a.train}/{a.dev}/{a.test} pairs) to {out}")
+
+
+if __name__ == "__main__":
+    main()
