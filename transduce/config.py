@@ -40,6 +40,16 @@ class DataConfig(_Section):
     max_tgt_len: int = Field(100, ge=1)
     skip_bad_pairs: bool = True  # False: an empty or over-long training pair is an error
 
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        src = self.src_tokenizer or self.tokenizer
+        tgt = self.tgt_tokenizer or self.tokenizer
+        if self.shared_vocab and src != tgt:
+            raise ValueError(f"data.shared_vocab needs the same tokenizer on both sides (got "
+                             f"src {src}, tgt {tgt}); set data.shared_vocab: false or use one "
+                             "tokenizer")
+        return self
+
 
 # `copy` is a contract key name; pydantic warns that it shadows BaseModel.copy (deprecated anyway)
 warnings.filterwarnings("ignore", message='Field name "copy"', category=UserWarning)
@@ -102,6 +112,7 @@ class TrainingConfig(_Section):
     early_stopping_metric: Literal["bleu", "chrf", "loss", "ppl"] = "bleu"
     patience: Optional[int] = Field(None, ge=1)  # validations without improvement before stopping
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    max_nonfinite_updates: int = Field(10, ge=1)  # NaN/inf losses in a row before training stops
     tensorboard: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Optional[int] = Field(None, ge=1)  # torch intra-op threads (default: torch's choice)
@@ -115,6 +126,8 @@ class DecodingConfig(_Section):
     max_len_b: int = Field(10, ge=1)
     no_repeat_ngram_size: int = Field(0, ge=0)
     batch_size: int = Field(64, ge=1)
+    max_input_len: Optional[int] = Field(None, ge=1)  # tokens; longer inputs are truncated
+    # (with a warning naming the line); default 4 x data.max_src_len
     sampling: bool = False
     temperature: float = Field(1.0, gt=0)
     top_k: int = Field(0, ge=0)

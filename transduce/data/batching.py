@@ -62,20 +62,51 @@ def make_batch(src: list, tgt: list | None = None) -> Batch:
                  torch.from_numpy(tgt_out), n_tok, tgt_out.size - n_tok)
 
 
+def attention_cost(attention: str, hidden_size: int, embedding_size: int,
+                   tgt_vocab_size: int) -> float:
+    """Training memory of one source x target attention cell, in units of one target token.
+
+    A target token holds its logits, log-probabilities and their gradients (about 3 x vocabulary
+    floats) and its RNN, attention and output vectors (about 12 x hidden + 2 x embedding). A cell of
+    the attention grid holds a score, a weight and their gradients (4 floats), or with ``mlp``
+    attention a hidden-size tanh activation and its gradient (2 x hidden + 4), with or without
+    input feeding (input feeding keeps every step's activations for the backward pass too).
+    """
+    if attention == "none":
+        return 0.0
+    per_cell = 2 * hidden_size + 4 if attention == "mlp" else 4
+    per_token = 3 * tgt_vocab_size + 12 * hidden_size + 2 * embedding_size
+    return per_cell / per_token
+
+
+def batch_cost(n: int, src_len: int, tgt_len: int, att_cost: float = 0.0) -> float:
+    """Cost of ``n`` sentences padded to ``src_len`` source and ``tgt_len`` target positions (the
+    target counted with its ``</s>``), in tokens: the padded length or the attention grid in token
+    units (:func:`attention_cost`), whichever is larger, times ``n``. Memory is bounded by about
+    twice the budget: tokens and grid together."""
+    return n * max(src_len, tgt_len, att_cost * src_len * tgt_len)
+
+
 def batch_indices(src_lens: np.ndarray, tgt_lens: np.ndarray, *, batch_size: int = 64,
                   batch_tokens: int | None = None, seed: int = 1, epoch: int = 0,
-                  shuffle: bool = True, pool_batches: int = 100) -> list[np.ndarray]:
+                  shuffle: bool = True, pool_batches: int = 100, att_cost: float = 0.0,
+                  max_sentences: int | None = None) -> list[np.ndarray]:
     """Example indices of each batch of one epoch, in training order.
 
-    With ``batch_tokens`` a batch holds as many sentences as fit ``n * max(src_len, tgt_len + 1)
-    <= batch_tokens`` (padding included); a single longer example gets a batch of its own.
+    With ``batch_tokens`` a batch holds as many sentences as fit ``batch_cost(n, max src_len,
+    max tgt_len + 1, att_cost) <= batch_tokens`` (padding and, with ``att_cost``, the source x
+    target attention grid included), and at most ``max_sentences``; a single example over the
+    budget gets a batch of its own (bound its size with ``data.max_src_len``/``max_tgt_len``).
+    Without ``batch_tokens``, batches hold ``batch_size`` sentences. The result depends only on
+    the lengths, the settings, ``seed`` and ``epoch``.
     """
     n = len(src_lens)
+    src_lens, tgt_lens = np.asarray(src_lens), np.asarray(tgt_lens)
     lengths = np.maximum(src_lens, tgt_lens + 1)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(n) if shuffle else np.arange(n)
     if batch_tokens:
-        mean = max(1, int(lengths.mean()))
+        mean = max(1, int(lengths.mean())) if n else 1
         pool = max(1, pool_batches * max(1, batch_tokens // mean))
     else:
         pool = pool_batches * batch_size
@@ -85,7 +116,8 @@ def batch_indices(src_lens: np.ndarray, tgt_lens: np.ndarray, *, batch_size: int
         # stable sort by (src_len, tgt_len) so equal lengths keep their shuffled order
         chunk = chunk[np.lexsort((tgt_lens[chunk], src_lens[chunk]))]
         if batch_tokens:
-            batches.extend(_cut_by_tokens(chunk, lengths[chunk], batch_tokens))
+            batches.extend(_cut_by_cost(chunk, src_lens[chunk], tgt_lens[chunk] + 1, batch_tokens,
+                                        att_cost, max_sentences or len(chunk)))
         else:
             batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
     if shuffle:
@@ -94,15 +126,17 @@ def batch_indices(src_lens: np.ndarray, tgt_lens: np.ndarray, *, batch_size: int
     return batches
 
 
-def _cut_by_tokens(idx: np.ndarray, lens: np.ndarray, budget: int) -> list[np.ndarray]:
-    out, start, longest = [], 0, 0
-    for i, length in enumerate(lens):
-        longest_if_added = max(longest, int(length))
-        if i > start and longest_if_added * (i - start + 1) > budget:
+def _cut_by_cost(idx: np.ndarray, src: np.ndarray, tgt: np.ndarray, budget: int,
+                 att_cost: float, max_n: int) -> list[np.ndarray]:
+    out, start, s_max, t_max = [], 0, 0, 0
+    for i in range(len(idx)):
+        s, t = max(s_max, int(src[i])), max(t_max, int(tgt[i]))
+        n = i - start + 1
+        if n > 1 and (n > max_n or batch_cost(n, s, t, att_cost) > budget):
             out.append(idx[start:i])
-            start, longest = i, int(length)
+            start, s_max, t_max = i, int(src[i]), int(tgt[i])
         else:
-            longest = longest_if_added
+            s_max, t_max = s, t
     if start < len(idx):
         out.append(idx[start:])
     return out

@@ -41,8 +41,17 @@ def resolve_pair(prefix: str, src_lang: str, tgt_lang: str) -> tuple[Path, Path]
     return Path(f"{prefix}.{src_lang}"), Path(f"{prefix}.{tgt_lang}")
 
 
-def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[str], list[str]]:
-    """Read two aligned files; their line counts must match."""
+def read_parallel(src_path: str | Path, tgt_path: str | Path,
+                  key: str | None = None) -> tuple[list[str], list[str]]:
+    """Read two aligned files; their line counts must match and they must not be empty.
+
+    ``key`` names the config key the paths came from (``data.train``), for the messages.
+    """
+    for path in (src_path, tgt_path):
+        if key and not Path(path).exists():
+            raise TransduceError(f"{path}: file not found; config key '{key}' is a path prefix: "
+                                 f"'{Path(src_path).with_suffix('')}' means {src_path} and "
+                                 f"{tgt_path}. Fix {key}, data.src_lang or data.tgt_lang")
     src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):
         short, n = (src_path, len(src)) if len(src) < len(tgt) else (tgt_path, len(tgt))
@@ -50,7 +59,8 @@ def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[str]
             f"{short}:{n + 1}: line-count mismatch: {src_path} has {len(src)} lines, "
             f"{tgt_path} has {len(tgt)}; each source line needs exactly one target line")
     if not src:
-        raise TransduceError(f"{src_path}: the file is empty; a corpus needs at least one pair")
+        raise TransduceError(f"{src_path}: the file is empty; a corpus needs at least one pair "
+                             "of lines (source line i translates to target line i)")
     return src, tgt
 
 
@@ -93,7 +103,9 @@ def filter_pairs(src: list[list[str]], tgt: list[list[str]], max_src_len: int, m
                     "first at %s)", stats.skipped, len(src), stats.empty, stats.too_long,
                     stats.first_bad)
     if not keep:
+        fix = ("raise data.max_src_len / data.max_tgt_len" if stats.too_long else
+               "the lines are empty: check the files")
         raise TransduceError(
             f"{src_path}: all {len(src)} training pairs were filtered out ({stats.empty} empty, "
-            f"{stats.too_long} too long); raise data.max_src_len / data.max_tgt_len")
+            f"{stats.too_long} too long, first at {stats.first_bad or src_path}); {fix}")
     return keep, stats

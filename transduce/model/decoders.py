@@ -94,14 +94,19 @@ class Decoder(nn.Module):
         return DecoderState(hidden, feed, memory, keys, mask)
 
     # ---- pieces shared by training and decoding --------------------------------------------
-    def _attend(self, s: torch.Tensor, state: DecoderState
+    def _attend(self, s: torch.Tensor, state: DecoderState, drop: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """s: (batch, steps, hidden) -> attentional vectors (batch, steps, hidden), weights."""
-        if self.attention is None:
-            return torch.tanh(self.combine(self.dropout(s))), None
-        context, weights = self.attention(s, state.keys, state.memory, state.mask)
-        h = torch.tanh(self.combine(self.dropout(torch.cat([s, context], dim=-1))))
-        return h, weights  # (batch, steps, hidden), (batch, steps, src_len)
+        """s: (batch, steps, hidden) -> attentional vectors (batch, steps, hidden), weights.
+
+        ``drop`` is a precomputed dropout mask for the combined input (input-feeding loop);
+        without it, ordinary dropout applies."""
+        weights = None
+        x = s
+        if self.attention is not None:
+            context, weights = self.attention(s, state.keys, state.memory, state.mask)
+            x = torch.cat([s, context], dim=-1)  # (batch, steps, hidden + encoder_size)
+        x = x * drop if drop is not None else self.dropout(x)
+        return torch.tanh(self.combine(x)), weights  # (batch, steps, hidden)
 
     def _layer0_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer 0's input weights split into the embedding part and the fed-vector part."""
@@ -147,11 +152,21 @@ class Decoder(nn.Module):
             return self._attend(s, state)
         w_emb, w_feed = self._layer0_weights()
         pre = F.linear(emb, w_emb, self.rnn.bias_ih_l0)  # (batch, tgt_len, gates*hidden)
+        steps = tgt_in.size(1)
+        # dropout masks for all steps in one draw (one RNG call instead of one per step)
+        drops: list[torch.Tensor | None] = [None] * steps
+        p = self.dropout.p
+        if self.training and p > 0:
+            width = self.combine.in_features
+            keep = torch.empty(steps, tgt_in.size(0), 1, width, device=emb.device,
+                               dtype=emb.dtype).bernoulli_(1 - p).div_(1 - p)
+            drops = list(keep.unbind(0))
         hidden, feed = state.hidden, state.feed
         outs, attns = [], []
-        for t in range(tgt_in.size(1)):
-            hidden, s = self._rnn_step(feed, pre[:, t], w_feed, hidden)
-            h, a = self._attend(s.unsqueeze(1), state)  # (batch, 1, hidden)
+        # unbind, not pre[:, t]: its backward is one stack, not one zero-filled copy per step
+        for t, pre_t in enumerate(pre.unbind(1)):
+            hidden, s = self._rnn_step(feed, pre_t, w_feed, hidden)
+            h, a = self._attend(s.unsqueeze(1), state, drops[t])  # (batch, 1, hidden)
             feed = h.squeeze(1)
             outs.append(feed)
             attns.append(a)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -33,9 +34,28 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _io_errno(exc: BaseException) -> int | None:
+    """The OS error number behind a failed write, whichever library raised it."""
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    m = re.search(r"os error (\d+)", str(exc))  # safetensors: "... (os error 28)"
+    if m:
+        return int(m.group(1))
+    if "No space left on device" in str(exc):
+        return errno.ENOSPC
+    return None
+
+
 def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict,
                     trainer_state: dict | None = None) -> None:
-    """Write ``path/`` atomically: ``path.tmp/`` is filled and fsynced, then renamed."""
+    """Write ``path/`` atomically.
+
+    ``path.tmp/`` is filled and each file fsynced; then ``path`` is renamed to ``path.old``,
+    ``path.tmp`` to ``path``, the parent directory is fsynced and ``path.old`` removed. Whatever
+    fails or is killed at any moment, ``path`` or ``path.old`` holds a complete checkpoint
+    (:func:`find_checkpoint` takes whichever is there). On a failure ``path.tmp`` is removed; a
+    full disk or any other OS error becomes a :class:`TransduceError` saying what was kept.
+    """
     path = Path(path)
     tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
     try:
@@ -49,19 +69,27 @@ def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict,
         for f in tmp.iterdir():
             _fsync(f)
         _fsync(tmp)
-        if path.exists():
+        if find_checkpoint(path) == path:  # keep a complete previous checkpoint until the end
             shutil.rmtree(old, ignore_errors=True)
             path.rename(old)
+        elif path.exists():  # an incomplete leftover; path.old (if any) is the good one
+            shutil.rmtree(path)
         tmp.rename(path)
         _fsync(path.parent)
         shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
+    except BaseException as e:  # noqa: BLE001 - clean up, then report or re-raise
         shutil.rmtree(tmp, ignore_errors=True)
-        if e.errno == errno.ENOSPC:
-            raise TransduceError(f"{path}: disk full while writing the checkpoint; the previous "
-                                 "checkpoint is kept. Free some space and resume") from None
-        raise TransduceError(f"{path}: cannot write the checkpoint ({e.strerror}); "
-                             "check that model_dir is writable") from None
+        code = _io_errno(e) if isinstance(e, Exception) else None
+        if code is None:
+            raise
+        kept = find_checkpoint(path)
+        kept_msg = f"the previous checkpoint in {kept} is kept" if kept else \
+            "no previous checkpoint was there"
+        if code == errno.ENOSPC:
+            raise TransduceError(f"{path}: disk full while writing the checkpoint; {kept_msg}. "
+                                 "Free some space and run the same command to resume") from None
+        raise TransduceError(f"{path}: cannot write the checkpoint ({os.strerror(code)}); "
+                             f"{kept_msg}. Check that model_dir is writable") from None
 
 
 def find_checkpoint(path: Path) -> Path | None:
@@ -72,39 +100,78 @@ def find_checkpoint(path: Path) -> Path | None:
     return None
 
 
+def _brief(exc: BaseException) -> str:
+    """An exception's first line, short enough for a one-line error message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 def read_meta(path: Path) -> dict:
+    """``meta.json``, checked: a transduce checkpoint of a format version this code reads."""
     try:
         meta = json.loads((path / META).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise TransduceError(f"{path / META}: unreadable checkpoint metadata ({e})") from None
-    if meta.get("format") != FORMAT or not isinstance(meta.get("version"), int):
-        raise TransduceError(f"{path / META}: not a transduce checkpoint")
-    if meta["version"] > FORMAT_VERSION:
-        raise TransduceError(f"{path / META}: checkpoint format version {meta['version']} is newer "
-                             f"than this transduce understands ({FORMAT_VERSION}); upgrade transduce")
+        raise TransduceError(f"{path / META}: unreadable checkpoint metadata ({_brief(e)}); the "
+                             "checkpoint is damaged: use the other checkpoint (best/ or last/) "
+                             "or retrain") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise TransduceError(f"{path / META}: not a transduce checkpoint (no \"format\": "
+                             f"\"{FORMAT}\"); point at a model_dir written by transduce train")
+    version = meta.get("version")
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
+        raise TransduceError(f"{path / META}: unknown checkpoint format version {version!r} (this "
+                             f"transduce reads versions 1 to {FORMAT_VERSION}); use the "
+                             "transduce version that wrote it, or upgrade transduce")
     return meta
 
 
 def load_weights(model: torch.nn.Module, path: Path, device: str | torch.device = "cpu") -> dict:
-    """Load ``path/model.safetensors`` into ``model`` (strict); returns the meta."""
+    """Load ``path/model.safetensors`` into ``model`` (strict); returns the meta.
+
+    safetensors holds raw tensors only: a file that is anything else (a pickle, a truncated
+    download) is refused without executing anything.
+    """
     meta = read_meta(path)
     try:
         missing, unexpected = load_model(model, str(path / WEIGHTS), strict=False,
                                          device=str(device))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise TransduceError(f"{path / WEIGHTS}: cannot load the weights ({e}); the file is "
-                             "corrupt or truncated: use another checkpoint or retrain") from None
+    except RuntimeError as e:
+        if "size mismatch" in str(e):
+            raise TransduceError(f"{path / WEIGHTS}: weights do not match the model in config.yaml "
+                                 f"({_brief(e)}); the config or vocabulary was changed after "
+                                 "training: restore them or retrain") from None
+        raise TransduceError(f"{path / WEIGHTS}: cannot load the weights ({_brief(e)}); the file "
+                             "is corrupt or truncated: use another checkpoint or retrain") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise TransduceError(f"{path / WEIGHTS}: cannot load the weights ({_brief(e)}); the file "
+                             "is corrupt or truncated: use another checkpoint or retrain") from None
     if missing or unexpected:
         raise TransduceError(f"{path / WEIGHTS}: weights do not match the model in config.yaml "
-                             f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+                             f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+                             "; the config was changed after training: restore it or retrain")
     return meta
 
 
+STATE_KEYS = ("step", "epoch", "batch_in_epoch", "best_score", "bad_validations", "elapsed",
+              "nonfinite", "optimizer", "schedule", "scaler", "rng")
+
+
 def load_trainer_state(path: Path) -> dict:
-    """The optimizer/schedule/RNG/data-position state; never unpickles arbitrary objects."""
+    """The optimizer/schedule/RNG/data-position state; never unpickles arbitrary objects.
+
+    ``torch.load(weights_only=True)`` only rebuilds tensors and plain containers; a pickle that
+    asks for anything else (a function to call, a class to build) is refused before it runs.
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot override an explicit ``weights_only=True``.
+    """
     try:
-        return torch.load(path / STATE, map_location="cpu", weights_only=True)
+        state = torch.load(path / STATE, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure means the file is not a safe state file
         raise TransduceError(f"{path / STATE}: refused to load the trainer state ({type(e).__name__}"
                              "); it is corrupt or not a transduce file. Remove it, or use "
                              "--overwrite to start afresh") from None
+    missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise TransduceError(f"{path / STATE}: not a transduce trainer state (missing "
+                             f"{', '.join(missing[:3])}); remove {path}, or use --overwrite to "
+                             "start afresh")
+    return state

@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 
 from transduce.config import Config, save_config
-from transduce.data.batching import Batch, batch_indices, make_batch
+from transduce.data.batching import (Batch, attention_cost, batch_cost, batch_indices,
+                                     make_batch)
 from transduce.data.codec import Codec, build_codecs, has_codecs, load_codecs
 from transduce.data.corpus import filter_pairs, read_parallel, resolve_pair
 from transduce.data.vocabulary import PAD_ID
@@ -31,8 +33,8 @@ from transduce.decode.translator import Translator, pick_device
 from transduce.errors import TransduceError
 from transduce.evaluate import evaluate, perplexity
 from transduce.model.seq2seq import build_model
-from transduce.train.checkpoint import (find_checkpoint, load_trainer_state, load_weights,
-                                        save_checkpoint)
+from transduce.train.checkpoint import (STATE, find_checkpoint, load_trainer_state,
+                                        load_weights, save_checkpoint)
 from transduce.train.optim import Schedule, build_optimizer
 
 log = logging.getLogger("transduce")
@@ -75,18 +77,54 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# Settings a resumed run must share with the run that wrote last/: they fix the network's shape,
+# what its vocabulary means, and what the optimizer state is for. The rest may change on resume.
+SAME_ON_RESUME = ("model", "data.tokenizer", "data.src_tokenizer", "data.tgt_tokenizer",
+                  "data.lowercase", "data.vocab_size", "data.spm_model_type", "data.min_freq",
+                  "data.max_vocab_size", "data.shared_vocab", "training.optimizer")
+
+
+def _lookup(config: dict, key: str):
+    for part in key.split("."):
+        config = config.get(part, {}) if isinstance(config, dict) else {}
+    return config
+
+
 class Trainer:
     def __init__(self, config: Config, overwrite: bool = False):
+        """Check everything that can be checked before model_dir is touched (the data files, the
+        model_dir path, a resumable last/), then build or restore the training state.
+
+        A user error raises :class:`TransduceError` and leaves model_dir as it was (``--overwrite``
+        clears it only once the data has been read)."""
         self.cfg = config
         t = config.training
         self.model_dir = Path(config.model_dir)
         if self.model_dir.exists() and not self.model_dir.is_dir():
             raise TransduceError(f"{self.model_dir}: model_dir exists and is not a directory; "
                                  "choose another model_dir")
+
+        # ---- data (read before model_dir is touched) --------------------------------------
+        d = config.data
+        if not d.train:
+            raise TransduceError("config key 'data.train' is not set; give the training file "
+                                 "prefix (data/train for data/train.<src_lang>, .<tgt_lang>)")
+        src_path, tgt_path = resolve_pair(d.train, d.src_lang, d.tgt_lang)
+        train_src, train_tgt = read_parallel(src_path, tgt_path, key="data.train")
+        self.dev_src: list[str] = []
+        self.dev_ref: list[str] = []
+        if d.dev:
+            self.dev_src, self.dev_ref = read_parallel(*resolve_pair(d.dev, d.src_lang,
+                                                                     d.tgt_lang), key="data.dev")
+        if d.test:  # read again at the end; checked now so a typo does not wait for hours
+            read_parallel(*resolve_pair(d.test, d.src_lang, d.tgt_lang), key="data.test")
+
+        # ---- model_dir ---------------------------------------------------------------------
         if overwrite:
             for name in MODEL_DIR_ENTRIES:
                 p = self.model_dir / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        self.resume_from = self._resumable()
         try:
             self.model_dir.mkdir(parents=True, exist_ok=True)
             probe = self.model_dir / ".write-test"
@@ -95,10 +133,53 @@ class Trainer:
         except OSError as e:
             raise TransduceError(f"{self.model_dir}: model_dir is not writable ({e.strerror}); "
                                  "choose another model_dir or fix its permissions") from None
-        self._log_handler = _setup_logging(self.model_dir)
-        self.resume_from = find_checkpoint(self.model_dir / "last")
-        if self.resume_from and not (self.resume_from / "trainer_state.pt").is_file():
-            self.resume_from = None
+        self._log_handler: logging.Handler | None = _setup_logging(self.model_dir)
+        try:
+            self._setup(train_src, train_tgt, src_path)
+        except BaseException:
+            self._close_log()
+            raise
+
+    def _resumable(self) -> Path | None:
+        """``last/`` (or ``last.old``) to resume from; refuses what would be lost by starting over."""
+        last = find_checkpoint(self.model_dir / "last")
+        if last is not None:
+            if not (last / STATE).is_file():
+                raise TransduceError(f"{last}: checkpoint has no {STATE}, so training cannot "
+                                     "resume from it; use --overwrite to start afresh (this "
+                                     "deletes the checkpoints) or choose another model_dir")
+            self._check_same_run(last)
+            return last
+        best = find_checkpoint(self.model_dir / "best")
+        if best is not None:
+            raise TransduceError(f"{best}: model_dir already holds a trained model but no last/ "
+                                 "to resume from; use --overwrite to start afresh (this deletes "
+                                 "it) or choose another model_dir")
+        return None
+
+    def _check_same_run(self, last: Path) -> None:
+        """Resuming with another model or vocabulary would fail later or train nonsense: say so."""
+        try:
+            old = yaml.safe_load((self.model_dir / "config.yaml").read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            return  # nothing to compare with; loading the weights still checks the shapes
+        new = self.cfg.to_dict()
+        for key in SAME_ON_RESUME:
+            a, b = _lookup(old, key), _lookup(new, key)
+            if isinstance(a, dict) and isinstance(b, dict):
+                diff = sorted(k for k in set(a) & set(b) if a[k] != b[k])  # keys both know
+                if not diff:
+                    continue
+                key, a, b = f"{key}.{diff[0]}", a.get(diff[0]), b.get(diff[0])
+            elif a == b or a == {}:
+                continue
+            raise TransduceError(
+                f"config key '{key}' is {b!r} but the run in {self.model_dir} used {a!r}; to "
+                f"resume from {last} set it back, or use --overwrite to start afresh (or "
+                "another model_dir)")
+
+    def _setup(self, train_src: list[str], train_tgt: list[str], src_path: Path) -> None:
+        config, t, d = self.cfg, self.cfg.training, self.cfg.data
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = pick_device(t.device)
@@ -108,18 +189,11 @@ class Trainer:
         np.random.seed(config.seed)
         torch.manual_seed(config.seed)
 
-        # ---- data ------------------------------------------------------------------------
-        d = config.data
-        if not d.train:
-            raise TransduceError("config key 'data.train' is not set; give the training file "
-                                 "prefix (data/train for data/train.<src_lang>, .<tgt_lang>)")
-        src_path, tgt_path = resolve_pair(d.train, d.src_lang, d.tgt_lang)
-        train_src, train_tgt = read_parallel(src_path, tgt_path)
+        # ---- vocabularies and training pairs -------------------------------------------------
         if self.resume_from and has_codecs(self.model_dir):
             self.src, self.tgt = load_codecs(d, self.model_dir)
         else:
             self.src, self.tgt = build_codecs(d, self.model_dir, train_src, train_tgt)
-        save_config(config, self.model_dir / "config.yaml")
         src_tok = [self.src.tokenize(s) for s in train_src]
         tgt_tok = [self.tgt.tokenize(s) for s in train_tgt]
         keep, _ = filter_pairs(src_tok, tgt_tok, d.max_src_len, d.max_tgt_len, src_path,
@@ -132,11 +206,6 @@ class Trainer:
         self.tgt_lens = np.array([len(s) for s in self.train_tgt])
         log.info("training data: %d pairs from %s (mean %.1f source / %.1f target tokens)",
                  len(keep), src_path, self.src_lens.mean(), self.tgt_lens.mean())
-        self.dev_src: list[str] = []
-        self.dev_ref: list[str] = []
-        if d.dev:
-            self.dev_src, self.dev_ref = read_parallel(*resolve_pair(d.dev, d.src_lang,
-                                                                     d.tgt_lang))
 
         # ---- model and optimizer ------------------------------------------------------------
         self.model = build_model(config.model, len(self.src.vocab), len(self.tgt.vocab))
@@ -147,6 +216,9 @@ class Trainer:
                  "unidirectional", config.model.attention,
                  "on" if config.model.input_feeding else "off", f"{n_params:,}")
         self.n_params = n_params
+        m = config.model
+        self.att_cost = attention_cost(m.attention, m.decoder_hidden_size, m.embedding_size,
+                                       len(self.tgt.vocab))
         self.optimizer = build_optimizer(t, self.model.parameters())
         self.batches_per_epoch = len(self._epoch_batches(0))
         total = t.max_steps or math.ceil(t.max_epochs * self.batches_per_epoch / t.accumulate)
@@ -159,16 +231,42 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_score: float | None = None
         self.bad_validations = 0
+        self.validated_at = -1  # step of the last validation
         self.elapsed = 0.0  # training seconds so far, validation excluded
         self.nonfinite = 0  # updates skipped because the loss was NaN/inf
+        self.nonfinite_run = 0  # ... of which in a row, up to now
         if self.resume_from:
             self._restore(self.resume_from)
+        # written once the run is known to be sound, so a failed start leaves the old one
+        save_config(config, self.model_dir / "config.yaml")
+
+    def _close_log(self) -> None:
+        if self._log_handler is not None:
+            log.removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
 
     # ---- batches ----------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
         t = self.cfg.training
         return batch_indices(self.src_lens, self.tgt_lens, batch_size=t.batch_size,
-                             batch_tokens=t.batch_tokens, seed=self.cfg.seed, epoch=epoch)
+                             batch_tokens=t.batch_tokens, seed=self.cfg.seed, epoch=epoch,
+                             att_cost=self.att_cost)
+
+    def _warn_oversized(self) -> None:
+        """Pairs that exceed the token budget alone are trained one per batch: say so, once."""
+        t, d = self.cfg.training, self.cfg.data
+        if not t.batch_tokens:
+            return
+        cost = np.maximum(np.maximum(self.src_lens, self.tgt_lens + 1),
+                          self.att_cost * self.src_lens * (self.tgt_lens + 1))
+        over = int((cost > t.batch_tokens).sum())
+        if over:
+            log.warning("%d training pairs exceed training.batch_tokens=%d on their own (the "
+                        "largest costs %d tokens, attention included); each gets a batch of its "
+                        "own. Lower data.max_src_len / data.max_tgt_len (now %d / %d) to keep "
+                        "memory within the budget", over, t.batch_tokens, int(cost.max()),
+                        d.max_src_len, d.max_tgt_len)
 
     def _batch(self, idx: np.ndarray) -> Batch:
         return make_batch([self.train_src[i] for i in idx],
@@ -182,6 +280,14 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     # ---- one update -------------------------------------------------------------------------
+    def _loss(self, b: Batch, label_smoothing: float) -> torch.Tensor:
+        """Summed (smoothed) cross-entropy of one batch; the logits die with this frame."""
+        with self._autocast():
+            logits, _ = self.model(b.src, b.src_lens, b.tgt_in)  # (batch, tgt_len, vocab)
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), b.tgt_out.view(-1),
+                               ignore_index=PAD_ID, label_smoothing=label_smoothing,
+                               reduction="sum")
+
     def _update(self, batches: list[Batch]) -> float:
         """Forward/backward over ``batches`` (gradient accumulation), one optimizer step.
         Returns the summed smoothed cross-entropy; NaN if the update was skipped."""
@@ -190,24 +296,24 @@ class Trainer:
         self.model.train()
         total = torch.zeros((), device=self.device)
         for b in batches:
-            with self._autocast():
-                logits, _ = self.model(b.src, b.src_lens, b.tgt_in)  # (batch, tgt_len, vocab)
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), b.tgt_out.view(-1),
-                                   ignore_index=PAD_ID, label_smoothing=t.label_smoothing,
-                                   reduction="sum")
+            loss = self._loss(b, t.label_smoothing)  # the logits are freed before backward
             self.scaler.scale(loss / n_tokens).backward()
             total += loss.detach()
         total_f = float(total)
         if not math.isfinite(total_f):
             self.optimizer.zero_grad(set_to_none=True)
             self.nonfinite += 1
-            log.warning("step %d: loss is %s; update skipped (%d so far)", self.step + 1,
-                        total_f, self.nonfinite)
-            if self.nonfinite >= 10:
-                raise TransduceError(f"{self.nonfinite} updates had a NaN/inf loss; training "
-                                     "stopped (checkpoints intact). Lower training.lr or "
-                                     "set training.clip_grad_norm")
+            self.nonfinite_run += 1
+            log.warning("step %d: loss is %s; update skipped (%d in a row, %d in all)",
+                        self.step + 1, total_f, self.nonfinite_run, self.nonfinite)
+            if self.nonfinite_run >= t.max_nonfinite_updates:
+                raise TransduceError(
+                    f"{self.nonfinite_run} updates in a row had a NaN/inf loss (step "
+                    f"{self.step + 1}); training stopped, the checkpoints in {self.model_dir} are "
+                    "intact. Lower training.lr, set training.clip_grad_norm or use "
+                    "training.precision: fp32, then run the same command to resume")
             return float("nan")
+        self.nonfinite_run = 0
         if t.clip_grad_norm:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
@@ -219,12 +325,22 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------------
     def train(self) -> Translator:
-        """Train until max_epochs / max_steps / max_minutes / early stopping; returns best."""
+        """Train until max_epochs / max_steps / max_minutes / early stopping; returns best.
+
+        SIGINT/SIGTERM set a flag; at the end of the current update ``last/`` is saved and
+        :class:`TrainingInterrupted` is raised (a second signal aborts at once, leaving the
+        previous checkpoints). Starting the same command again continues exactly where it
+        stopped; starting a finished run again does nothing but load its best model.
+        """
         t = self.cfg.training
         stop_signal: list[int] = []
 
         def on_signal(signum, _frame):
+            if stop_signal:  # the second one: abort now (checkpoints are written atomically)
+                raise KeyboardInterrupt
             stop_signal.append(signum)
+            log.warning("%s received: saving last/ after this update (again to abort at once)",
+                        signal.Signals(signum).name)
 
         old_handlers = {}
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -232,67 +348,83 @@ class Trainer:
                 old_handlers[s] = signal.signal(s, on_signal)
             except ValueError:  # not the main thread
                 pass
-        if self.resume_from:
-            log.info("resuming from step %d (epoch %d, batch %d)", self.step, self.epoch + 1,
-                     self.batch_in_epoch)
-        log.info("training: %d batches per epoch, up to %d updates, device %s, %s",
-                 self.batches_per_epoch, self.total_steps, self.device, t.precision)
-        progress = _Progress(self.total_steps, self.step)
-        window = {"loss": 0.0, "tok": 0, "pad": 0, "time": 0.0, "updates": 0}
-        reason = "max_epochs reached"
         try:
-            while self.epoch < t.max_epochs:
-                batches = self._epoch_batches(self.epoch)
-                while self.batch_in_epoch < len(batches):
-                    group = batches[self.batch_in_epoch:self.batch_in_epoch + t.accumulate]
-                    tic = time.perf_counter()
-                    data = [self._batch(idx) for idx in group]
-                    loss = self._update(data)
-                    self.batch_in_epoch += len(group)
-                    self.step += 1
-                    dt = time.perf_counter() - tic
-                    self.elapsed += dt
-                    if math.isfinite(loss):
-                        window["loss"] += loss
-                        window["tok"] += sum(b.n_tgt_tokens for b in data)
-                        window["pad"] += sum(b.n_pad for b in data)
-                    window["time"] += dt
-                    window["updates"] += 1
-                    if self.step % t.log_every == 0:
-                        self._log_train(window, progress)
-                        window = {"loss": 0.0, "tok": 0, "pad": 0, "time": 0.0, "updates": 0}
-                    progress.update(self.step)
-                    stop = self._should_stop()
-                    if stop_signal:
-                        self.save()
-                        progress.close()
-                        raise TrainingInterrupted(stop_signal[0], self.step, self.model_dir)
-                    if self.step % t.validate_every == 0 or stop:
-                        if self.validate():
-                            stop = stop or "early stopping: no improvement in %d validations" \
-                                % t.patience
-                        self.save()
-                    if stop:
-                        reason = stop
-                        raise StopIteration
-                self.epoch += 1
-                self.batch_in_epoch = 0
-            self.validate()
-            self.save()
-        except StopIteration:
-            pass
+            if self.resume_from:
+                log.info("resuming from step %d (epoch %d, batch %d)", self.step, self.epoch + 1,
+                         self.batch_in_epoch)
+            log.info("training: %d batches per epoch, up to %d updates, device %s, %s",
+                     self.batches_per_epoch, self.total_steps, self.device, t.precision)
+            self._warn_oversized()
+            reason = self._finished()
+            if reason:
+                log.info("nothing left to train at step %d (%s)", self.step, reason)
+            progress = _Progress(self.total_steps, self.step)
+            self._window = _Window()
+            try:
+                while not reason and self.epoch < t.max_epochs:
+                    reason = self._train_epoch(progress, stop_signal)
+                    if not reason:
+                        self.epoch += 1
+                        self.batch_in_epoch = 0
+            finally:
+                progress.close()
+            if not reason:
+                reason = "max_epochs reached"
+                if self.validated_at != self.step:
+                    self.validate()
+                    self.save()
         finally:
-            progress.close()
             for s, h in old_handlers.items():
                 signal.signal(s, h)
-        log.info("training finished after %d updates (%s); %.1f min of training", self.step,
-                 reason, self.elapsed / 60)
-        translator = Translator.load(self.model_dir, "best", str(self.device))
-        if self.cfg.data.test:
-            self.test(translator)
-        log.removeHandler(self._log_handler)
-        self._log_handler.close()
-        return translator
+        try:
+            log.info("training finished after %d updates (%s); %.1f min of training", self.step,
+                     reason, self.elapsed / 60)
+            translator = Translator.load(self.model_dir, "best", str(self.device))
+            if self.cfg.data.test:
+                self.test(translator)
+            return translator
+        finally:
+            self._close_log()
+
+    def _train_epoch(self, progress: "_Progress", stop_signal: list[int]) -> str:
+        """The rest of the current epoch; returns why training stops, or "" at the epoch's end."""
+        t = self.cfg.training
+        batches = self._epoch_batches(self.epoch)
+        while self.batch_in_epoch < len(batches):
+            group = batches[self.batch_in_epoch:self.batch_in_epoch + t.accumulate]
+            tic = time.perf_counter()
+            data = [self._batch(idx) for idx in group]
+            loss = self._update(data)
+            self.batch_in_epoch += len(group)
+            self.step += 1
+            dt = time.perf_counter() - tic
+            self.elapsed += dt
+            self._window.add(loss, data, dt)
+            if self.step % t.log_every == 0:
+                self._log_train(self._window, progress)
+                self._window = _Window()
+            progress.update(self.step)
+            stop = self._should_stop()
+            saved = False
+            if self.step % t.validate_every == 0 or stop:
+                if self.validate():
+                    stop = stop or f"early stopping: no improvement in {t.patience} validations"
+                self.save()
+                saved = True
+            if stop:
+                return stop
+            if stop_signal:
+                if not saved:
+                    self.save()
+                raise TrainingInterrupted(stop_signal[0], self.step, self.model_dir)
+        return ""
+
+    def _finished(self) -> str:
+        """Why a (resumed) run has nothing left to do, or ""."""
+        patience = self.cfg.training.patience
+        if patience and self.bad_validations >= patience:
+            return f"early stopping: no improvement in {patience} validations"
+        return self._should_stop()
 
     def _should_stop(self) -> str:
         t = self.cfg.training
@@ -302,14 +434,14 @@ class Trainer:
             return f"max_minutes={t.max_minutes} reached"
         return ""
 
-    def _log_train(self, w: dict, progress: "_Progress") -> None:
-        tok = max(1, w["tok"])
-        loss = w["loss"] / tok
-        tok_s = w["tok"] / max(w["time"], 1e-9)
-        pad = w["pad"] / max(1, w["pad"] + w["tok"])
+    def _log_train(self, w: "_Window", progress: "_Progress") -> None:
+        loss = w.loss / max(1, w.tok)
+        tok_s = w.tok / max(w.time, 1e-9)
+        pad = w.pad / max(1, w.pad + w.tok)
         record = {"event": "train", "step": self.step, "epoch": self.epoch + 1, "loss": loss,
                   "ppl": math.exp(min(loss, 50)), "lr": self.optimizer.param_groups[0]["lr"],
-                  "tgt_tok_s": tok_s, "pad_frac": pad, "elapsed_s": self.elapsed}
+                  "tgt_tok_s": tok_s, "pad_frac": pad, "elapsed_s": self.elapsed,
+                  "skipped_nonfinite": self.nonfinite}
         eta = progress.eta(self.step, self.elapsed, self.cfg.training.max_minutes)
         progress.describe(f"loss {loss:.3f} | {tok_s:,.0f} tok/s")
         log.info("step %d | epoch %d | loss %.4f | ppl %.2f | lr %.2e | %s tgt tok/s | pad %.1f%%"
@@ -324,15 +456,27 @@ class Trainer:
     # ---- validation ---------------------------------------------------------------------------
     @torch.no_grad()
     def dev_loss(self) -> tuple[float, int]:
-        """Summed NLL (no smoothing) and token count over the dev set."""
+        """Summed NLL (no smoothing) and token count over the dev set.
+
+        Batches keep to the training memory budget; pairs over data.max_src_len/max_tgt_len are
+        left out, as they are from training (they are still translated and scored)."""
         self.model.eval()
+        t, d = self.cfg.training, self.cfg.data
         src = [self.src.encode(s) for s in self.dev_src]
         tgt = [self.tgt.encode(s) for s in self.dev_ref]
-        pairs = [i for i in range(len(src)) if src[i]]
+        pairs = [i for i in range(len(src)) if src[i]
+                 and len(src[i]) <= d.max_src_len and len(tgt[i]) <= d.max_tgt_len]
+        if len(pairs) < len(src) and not getattr(self, "_dev_skip_logged", False):
+            self._dev_skip_logged = True
+            log.info("dev loss leaves out %d of %d dev pairs (empty, or over data.max_src_len / "
+                     "max_tgt_len)", len(src) - len(pairs), len(src))
+        budget = t.batch_tokens or t.batch_size * batch_cost(1, d.max_src_len, d.max_tgt_len + 1,
+                                                             self.att_cost)
         total, n = 0.0, 0
-        for idx in batch_indices(np.array([len(src[i]) for i in pairs]),
-                                 np.array([len(tgt[i]) for i in pairs]),
-                                 batch_size=self.cfg.decoding.batch_size, shuffle=False):
+        for idx in batch_indices(np.array([len(src[i]) for i in pairs], dtype=np.int64),
+                                 np.array([len(tgt[i]) for i in pairs], dtype=np.int64),
+                                 batch_tokens=int(budget), att_cost=self.att_cost,
+                                 max_sentences=self.cfg.decoding.batch_size, shuffle=False):
             b = make_batch([src[pairs[i]] for i in idx], [tgt[pairs[i]] for i in idx])
             b = b.to(self.device)
             with self._autocast():
@@ -345,6 +489,7 @@ class Trainer:
 
     def validate(self) -> bool:
         """Score the dev set, keep best/. Returns True when early stopping says stop."""
+        self.validated_at = self.step
         if not self.dev_src:
             save_checkpoint(self.model_dir / "best", self.model, self._meta({}))
             return False
@@ -357,8 +502,8 @@ class Trainer:
         scores.pop("signature")
         scores.update(loss=nll / max(1, n), ppl=perplexity(nll, n))
         value = scores[self.metric]
-        better = self.best_score is None or (
-            value > self.best_score if HIGHER_IS_BETTER[self.metric] else value < self.best_score)
+        better = math.isfinite(value) and (self.best_score is None or (
+            value > self.best_score if HIGHER_IS_BETTER[self.metric] else value < self.best_score))
         if better:
             self.best_score, self.bad_validations = value, 0
             save_checkpoint(self.model_dir / "best", self.model, self._meta(scores))
@@ -377,7 +522,7 @@ class Trainer:
 
     def test(self, translator: Translator) -> dict:
         d = self.cfg.data
-        src, ref = read_parallel(*resolve_pair(d.test, d.src_lang, d.tgt_lang))
+        src, ref = read_parallel(*resolve_pair(d.test, d.src_lang, d.tgt_lang), key="data.test")
         hyps = translator.translate(src)
         scores = evaluate(hyps, ref, ["bleu", "chrf"])
         log.info("test (%s, beam %d): BLEU %.2f | chrF %.2f | %s", d.test,
@@ -398,6 +543,7 @@ class Trainer:
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "best_score": self.best_score, "bad_validations": self.bad_validations,
             "elapsed": self.elapsed, "nonfinite": self.nonfinite,
+            "nonfinite_run": self.nonfinite_run, "validated_at": self.validated_at,
             "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": _rng_state(),
         }
@@ -405,15 +551,39 @@ class Trainer:
                         self._meta({"best": self.best_score}), state)
 
     def _restore(self, path: Path) -> None:
+        """Everything :meth:`save` wrote: weights, optimizer, schedule, scaler, position,
+        early-stopping state and RNG states, so the run goes on as if never stopped."""
         load_weights(self.model, path, self.device)
         state = load_trainer_state(path)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["schedule"])
+            self.scaler.load_state_dict(state["scaler"])
+            _set_rng_state(state["rng"])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+            raise TransduceError(f"{path / STATE}: the saved optimizer/schedule/RNG state does "
+                                 f"not fit this run ({type(e).__name__}: {str(e)[:100]}); use "
+                                 "--overwrite to start afresh") from None
         for key in ("step", "epoch", "batch_in_epoch", "best_score", "bad_validations",
                     "elapsed", "nonfinite"):
             setattr(self, key, state[key])
-        _set_rng_state(state["rng"])
+        self.nonfinite_run = state.get("nonfinite_run", 0)
+        self.validated_at = state.get("validated_at", -1)
+
+
+class _Window:
+    """Sums over the updates since the last log line."""
+
+    def __init__(self) -> None:
+        self.loss, self.tok, self.pad, self.time, self.updates = 0.0, 0, 0, 0.0, 0
+
+    def add(self, loss: float, batches: list[Batch], seconds: float) -> None:
+        if math.isfinite(loss):
+            self.loss += loss
+            self.tok += sum(b.n_tgt_tokens for b in batches)
+            self.pad += sum(b.n_pad for b in batches)
+        self.time += seconds
+        self.updates += 1
 
 
 class _Progress:
