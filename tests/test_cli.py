@@ -131,3 +131,11 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     r = _cli("train", str(tmp_path / "c.yaml"))
     assert r.returncode == 1 and "did you mean 'training'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_chat_replies_to_piped_lines(trained):
+    model_dir, _ = trained
+    r = _cli("chat", str(model_dir), "--sample", "--temperature", "0.8", "--top-p", "0.9",
+             stdin="w1 w2\nw3 w4 w5\n")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 2
