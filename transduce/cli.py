@@ -12,8 +12,21 @@ from transduce.errors import TransduceError
 log = logging.getLogger("transduce")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the moment, so a progress bar that redirects
+    stderr (rich's live display) keeps log lines above the bar."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def _setup_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if debug else logging.INFO)
@@ -45,7 +58,8 @@ def _write_output(lines: list[str], path: str | None) -> None:
         try:
             Path(path).write_text(text, encoding="utf-8")
         except OSError as e:
-            raise TransduceError(f"{path}: cannot write the output ({e.strerror})") from None
+            raise TransduceError(f"{path}: cannot write the output ({e.strerror}); check the "
+                                 "path and its permissions") from None
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -153,7 +167,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from transduce.serve.app import serve
 
-    serve(args.model_dir, host=args.host, port=args.port, device=args.device)
+    serve(args.model_dir, host=args.host, port=args.port, device=args.device,
+          threads=args.threads, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+          batching=not args.no_batching, max_inputs=args.max_inputs, max_chars=args.max_chars)
     return 0
 
 
@@ -174,8 +190,42 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print(reply, flush=True)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with transduce's error format: one line, ``error: ...``, exit status 2."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.prog != "transduce":  # subcommands also take --debug after their name
+            self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                              help="show tracebacks")
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None,
+            low_open: bool = False):
+    """An argparse type: a number of ``kind`` within [low, high] (``low_open``: above low)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}")
+        if low is not None and (value <= low if low_open else value < low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'above' if low_open else 'at least'} {low:g}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:g}, got {text}")
+        return value
+    return parse
+
+
+POSITIVE = _number(int, 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="transduce", description="transduce: train, decode and score sequence-to-sequence models")
+    p = _Parser(prog="transduce", description="transduce: train, decode and score sequence-to-sequence models")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -187,13 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     def decoding(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--beam-size", type=int, default=None)
-        sp.add_argument("--batch-size", type=int, default=None)
-        sp.add_argument("--max-len", type=int, default=None, help="maximum output tokens")
+        sp.add_argument("--beam-size", type=POSITIVE, default=None)
+        sp.add_argument("--batch-size", type=POSITIVE, default=None)
+        sp.add_argument("--max-len", type=POSITIVE, default=None, help="maximum output tokens")
         sp.add_argument("--sample", action="store_true", help="sample instead of search")
-        sp.add_argument("--temperature", type=float, default=None)
-        sp.add_argument("--top-k", type=int, default=None)
-        sp.add_argument("--top-p", type=float, default=None)
+        sp.add_argument("--temperature", type=_number(float, 0, low_open=True), default=None)
+        sp.add_argument("--top-k", type=_number(int, 0), default=None)
+        sp.add_argument("--top-p", type=_number(float, 0, 1, low_open=True), default=None)
         sp.add_argument("--seed", type=int, default=None)
         sp.add_argument("--checkpoint", default="best", choices=["best", "last"])
         sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -202,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("model_dir")
     tr.add_argument("-i", "--input")
     tr.add_argument("-o", "--output")
-    tr.add_argument("--n-best", type=int, default=1)
+    tr.add_argument("--n-best", type=POSITIVE, default=1)
     decoding(tr)
     tr.set_defaults(func=cmd_translate)
 
@@ -224,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     te.set_defaults(func=cmd_test)
 
     de = sub.add_parser("demo", help="train and show a small attention model on generated data")
-    de.add_argument("--minutes", type=float, default=2.0)
+    de.add_argument("--minutes", type=_number(float, 0, low_open=True), default=2.0)
     de.add_argument("--model-dir", default="runs/demo")
     de.set_defaults(func=cmd_demo)
 
@@ -232,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("model_dir")
     pl.add_argument("text")
     pl.add_argument("-o", "--output", default="attention.png")
-    pl.add_argument("--beam-size", type=int, default=None)
+    pl.add_argument("--beam-size", type=POSITIVE, default=None)
     pl.add_argument("--checkpoint", default="best", choices=["best", "last"])
     pl.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pl.set_defaults(func=cmd_plot)
@@ -242,6 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--host", default="127.0.0.1")
     se.add_argument("--port", type=int, default=8000)
     se.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    se.add_argument("--threads", type=POSITIVE, default=None, help="torch threads")
+    se.add_argument("--max-batch-size", type=POSITIVE, default=64,
+                    help="sentences decoded together across concurrent requests")
+    se.add_argument("--max-wait-ms", type=float, default=5.0,
+                    help="how long a request may wait for others to batch with")
+    se.add_argument("--no-batching", action="store_true", help="decode each request alone")
+    se.add_argument("--max-inputs", type=POSITIVE, default=32, help="inputs per request")
+    se.add_argument("--max-chars", type=POSITIVE, default=1000, help="characters per input")
     se.set_defaults(func=cmd_serve)
 
     ch = sub.add_parser("chat", help="reply to each input line (interactive or piped)")
@@ -259,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     except TransduceError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)  # always one line
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from transduce.data.vocabulary import BOS_ID, EOS_ID
+from transduce.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
 from transduce.model.seq2seq import Seq2Seq
 
 
@@ -21,6 +21,13 @@ class Hypothesis:
     score: float  # log-probability divided by the length penalty (the ranking score)
     logprob: float
     attention: torch.Tensor | None = None  # (len(tokens) [+1 for </s>], src_len)
+
+
+def _never_emit(logits: torch.Tensor) -> torch.Tensor:
+    """``<pad>`` and ``<s>`` are never outputs: remove them before any choice."""
+    logits = logits.float()
+    logits[:, [PAD_ID, BOS_ID]] = float("-inf")
+    return logits
 
 
 def max_lengths(src_lens: torch.Tensor, a: float, b: int) -> list[int]:
@@ -64,7 +71,8 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: 
     attn: list[list[torch.Tensor]] = [[] for _ in range(batch)]
     for _ in range(max(max_lens)):
         logits, state, a = model.decoder.step(prev, state)
-        logp = torch.log_softmax(logits.float(), dim=-1)  # (rows, vocab)
+        logits = _never_emit(logits)
+        logp = torch.log_softmax(logits, dim=-1)  # (rows, vocab)
         nxt = _sample(logits, temperature, top_k, top_p, generator) if sampling \
             else logp.argmax(-1)
         picked = logp.gather(1, nxt.unsqueeze(1)).squeeze(1).tolist()
@@ -127,7 +135,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
     for t in range(max(max_lens)):
         logits, state, a = model.decoder.step(prev, state)
         n = len(active)
-        logp = torch.log_softmax(logits.float(), dim=-1)  # (n * k, vocab)
+        logp = torch.log_softmax(_never_emit(logits), dim=-1)  # (n * k, vocab)
         vocab = logp.size(-1)
         if no_repeat_ngram_size > 0:
             for row, hist in enumerate(history.view(n * k, -1).tolist()):

@@ -34,17 +34,19 @@ class Attention(nn.Module):
         return memory if self.key_layer is None else self.key_layer(memory)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                mask: torch.Tensor, projected_query: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
             query: (batch, steps, query_size); keys: (batch, src_len, query_size) from
                 :meth:`project_keys`; memory: (batch, src_len, key_size); mask: (batch, src_len),
-                True at real source tokens.
+                True at real source tokens. ``projected_query``: mlp's query layer was already
+                applied by the caller.
         Returns:
             context: (batch, steps, key_size); weights: (batch, steps, src_len).
         """
         if self.kind == "mlp":
-            q = self.query_layer(query)  # (batch, steps, query_size)
+            q = query if projected_query else self.query_layer(query)  # (batch, steps, query)
             hidden = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (batch, steps, src_len, q)
             scores = self.v(hidden).squeeze(-1)  # (batch, steps, src_len)
         else:

@@ -24,6 +24,7 @@ from torch import nn
 from transduce.data.vocabulary import PAD_ID
 from transduce.model.attention import Attention
 from transduce.model.encoders import RNNS
+from transduce.model.stepgrad import StepGrads
 
 Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]  # (batch, hidden) or LSTM (h, c)
 CELL_FNS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
@@ -49,6 +50,8 @@ class DecoderState:
 
 
 class Decoder(nn.Module):
+    defer_weight_grads = True  # one GEMM per weight for all steps' gradients (stepgrad.py)
+
     def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, encoder_size: int,
                  cell: str = "lstm", layers: int = 1, attention: str = "mlp",
                  input_feeding: bool = True, dropout: float = 0.0, bridge: str = "bridge",
@@ -94,19 +97,25 @@ class Decoder(nn.Module):
         return DecoderState(hidden, feed, memory, keys, mask)
 
     # ---- pieces shared by training and decoding --------------------------------------------
-    def _attend(self, s: torch.Tensor, state: DecoderState, drop: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _attend(self, s: torch.Tensor, state: DecoderState, drop: torch.Tensor | None = None,
+                bank: StepGrads | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """s: (batch, steps, hidden) -> attentional vectors (batch, steps, hidden), weights.
 
         ``drop`` is a precomputed dropout mask for the combined input (input-feeding loop);
-        without it, ordinary dropout applies."""
+        without it, ordinary dropout applies. ``bank`` defers weight gradients (training loop)."""
         weights = None
         x = s
         if self.attention is not None:
-            context, weights = self.attention(s, state.keys, state.memory, state.mask)
+            if bank is not None and self.attention.query_layer is not None:
+                q = bank.linear("query", s)  # (batch, steps, hidden)
+                context, weights = self.attention(q, state.keys, state.memory, state.mask,
+                                                  projected_query=True)
+            else:
+                context, weights = self.attention(s, state.keys, state.memory, state.mask)
             x = torch.cat([s, context], dim=-1)  # (batch, steps, hidden + encoder_size)
         x = x * drop if drop is not None else self.dropout(x)
-        return torch.tanh(self.combine(x)), weights  # (batch, steps, hidden)
+        x = bank.linear("combine", x) if bank is not None else self.combine(x)
+        return torch.tanh(x), weights  # (batch, steps, hidden)
 
     def _layer0_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer 0's input weights split into the embedding part and the fed-vector part."""
@@ -114,23 +123,38 @@ class Decoder(nn.Module):
         return w[:, :self.embedding_size], w[:, self.embedding_size:]
 
     def _rnn_step(self, x0: torch.Tensor, bias0: torch.Tensor, w0: torch.Tensor,
-                  hidden: list[Hidden]) -> tuple[list[Hidden], torch.Tensor]:
+                  hidden: list[Hidden], w_hh0: torch.Tensor | None = None,
+                  b_hh0: torch.Tensor | None = None) -> tuple[list[Hidden], torch.Tensor]:
         """One step through all layers. Layer 0 computes ``x0 @ w0.T + bias0`` as its input
-        projection, ``bias0`` (batch, gates*hidden) holding the part computed ahead of time."""
+        projection, ``bias0`` (batch, gates*hidden) holding the part computed ahead of time;
+        ``w_hh0``/``b_hh0`` replace layer 0's recurrent weight and bias when given."""
         fn = CELL_FNS[self.cell]
         new, x = [], x0
         for i in range(self.layers):
             r = self.rnn
+            w_hh, b_hh = getattr(r, f"weight_hh_l{i}"), getattr(r, f"bias_hh_l{i}")
             if i == 0:
                 w_ih, b_ih = w0, bias0
+                if w_hh0 is not None:
+                    w_hh, b_hh = w_hh0, b_hh0
             else:
                 w_ih, b_ih = getattr(r, f"weight_ih_l{i}"), getattr(r, f"bias_ih_l{i}")
                 x = F.dropout(x, r.dropout, self.training)
-            h = fn(x, hidden[i], w_ih, getattr(r, f"weight_hh_l{i}"), b_ih,
-                   getattr(r, f"bias_hh_l{i}"))
+            h = fn(x, hidden[i], w_ih, w_hh, b_ih, b_hh)
             new.append(h)
             x = h[0] if isinstance(h, tuple) else h
         return new, x  # x: (batch, hidden) top layer output
+
+    def _step_grads(self, w_feed: torch.Tensor) -> StepGrads:
+        """Weights used at every step whose gradients are computed once (see stepgrad.py).
+        GRU's recurrent weight stays with autograd: its gate gradient differs from the input's."""
+        weights = {"feed": w_feed}
+        if self.cell != "gru":
+            weights["hh"] = self.rnn.weight_hh_l0
+        if self.attention is not None and self.attention.query_layer is not None:
+            weights["query"] = self.attention.query_layer.weight
+        weights["combine"] = self.combine.weight
+        return StepGrads(weights, gate_names=("feed", "hh"))
 
     # ---- training: all steps, teacher forcing ---------------------------------------------
     def forward(self, tgt_in: torch.Tensor, state: DecoderState
@@ -151,7 +175,14 @@ class Decoder(nn.Module):
             s, _ = self.rnn(emb, hx)  # (batch, tgt_len, hidden)
             return self._attend(s, state)
         w_emb, w_feed = self._layer0_weights()
-        pre = F.linear(emb, w_emb, self.rnn.bias_ih_l0)  # (batch, tgt_len, gates*hidden)
+        defer = self.defer_weight_grads and self.training and torch.is_grad_enabled()
+        bank = self._step_grads(w_feed) if defer else None
+        bias = self.rnn.bias_ih_l0
+        if bank is not None and "hh" in bank.weights:  # fold b_hh in: one bias per step
+            bias = bias + self.rnn.bias_hh_l0
+        pre = F.linear(emb, w_emb, bias)  # (batch, tgt_len, gates*hidden)
+        if bank is not None:
+            pre = bank.anchor(pre)
         steps = tgt_in.size(1)
         # dropout masks for all steps in one draw (one RNG call instead of one per step)
         drops: list[torch.Tensor | None] = [None] * steps
@@ -165,8 +196,18 @@ class Decoder(nn.Module):
         outs, attns = [], []
         # unbind, not pre[:, t]: its backward is one stack, not one zero-filled copy per step
         for t, pre_t in enumerate(pre.unbind(1)):
-            hidden, s = self._rnn_step(feed, pre_t, w_feed, hidden)
-            h, a = self._attend(s.unsqueeze(1), state, drops[t])  # (batch, 1, hidden)
+            if bank is None:
+                hidden, s = self._rnn_step(feed, pre_t, w_feed, hidden)
+            else:
+                bank.record("feed", feed)
+                if "hh" in bank.weights:
+                    h0 = hidden[0]
+                    bank.record("hh", h0[0] if isinstance(h0, tuple) else h0)
+                    hidden, s = self._rnn_step(feed, pre_t, bank.detached["feed"], hidden,
+                                               bank.detached["hh"], None)
+                else:
+                    hidden, s = self._rnn_step(feed, pre_t, bank.detached["feed"], hidden)
+            h, a = self._attend(s.unsqueeze(1), state, drops[t], bank)  # (batch, 1, hidden)
             feed = h.squeeze(1)
             outs.append(feed)
             attns.append(a)

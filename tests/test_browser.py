@@ -1,0 +1,181 @@
+"""The web page in a real browser: `transduce serve` on a free loopback port, headless Chromium
+(Debian's, driven by Selenium) types an input, clicks Translate, and finds the output and the
+attention heatmap; hovering a target token highlights its row and its source alignment.
+
+Needs `chromium`, `chromium-driver` and `selenium` (`.ci/install-browser.sh`). Skipped when they
+are missing, except in CI (CI=true), where it fails instead.
+Set TRANSDUCE_SCREENSHOT=path.png to keep a screenshot, TRANSDUCE_SERVE_MODEL=model_dir to serve
+another model (the docs screenshot uses a better-trained one).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from test_serve import tiny_model_dir
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+try:
+    import selenium  # noqa: F401
+    HAVE_SELENIUM = True
+except ImportError:
+    HAVE_SELENIUM = False
+
+_missing = [name for name, ok in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER),
+                                  ("selenium", HAVE_SELENIUM)) if not ok]
+if _missing:
+    _why = f"{', '.join(_missing)} not installed; run .ci/install-browser.sh"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"browser test cannot run in CI: {_why}", pytrace=False)
+    pytest.skip(_why, allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _chrome(profile: Path) -> webdriver.Chrome:
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-extensions",
+                "--window-size=1100,1000", "--force-device-scale-factor=1",
+                f"--user-data-dir={profile}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER))
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"server exited with {proc.returncode}:\n{log.read()}")
+        try:
+            with urllib.request.urlopen(url + "health", timeout=2) as r:
+                return json.load(r)
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail("server did not answer /health within a minute")
+
+
+@pytest.fixture(scope="module")
+def page(reverse_data, tmp_path_factory):
+    """(driver, base url) with `transduce serve` running on a free loopback port."""
+    model_dir = os.environ.get("TRANSDUCE_SERVE_MODEL") or tiny_model_dir(reverse_data,
+                                                                          tmp_path_factory)
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    log = (tmp_path_factory.mktemp("server") / "stderr.txt").open("w+")  # a pipe could fill up
+    proc = subprocess.Popen([sys.executable, "-m", "transduce", "serve", str(model_dir),
+                             "--port", str(port), "--device", "cpu"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    driver = None
+    try:  # Chromium starts while the server loads the model
+        driver = _chrome(tmp_path_factory.mktemp("chromium-profile"))
+        url = f"http://127.0.0.1:{port}/"
+        _wait_healthy(url, proc, log)
+        yield driver, url
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_type_translate_and_see_the_heatmap(page):
+    driver, url = page
+    driver.get(url)
+    wait = WebDriverWait(driver, 20)
+    wait.until(lambda d: "parameters" in d.find_element(By.ID, "model").text)
+
+    box = driver.find_element(By.ID, "text")
+    box.clear()
+    box.send_keys("w3 w11 w5 w8 w2 w9\nw4 w1 w7")
+    driver.find_element(By.ID, "translate").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result table.heatmap")) == 2)
+
+    results = driver.find_elements(By.CSS_SELECTOR, ".result")
+    assert len(results) == 2
+    assert "2 input(s)" in driver.find_element(By.ID, "status").text
+    assert not driver.find_element(By.ID, "error").is_displayed()
+    first = results[0]
+    src = [s.text for s in first.find_elements(By.CSS_SELECTOR, ".tokens:not(.output) span")][1:]
+    assert src == ["w3", "w11", "w5", "w8", "w2", "w9"]
+    output = [s.text for s in first.find_elements(By.CSS_SELECTOR, ".output span")][1:]
+    assert output and all(output)
+
+    table = first.find_element(By.CSS_SELECTOR, "table.heatmap")
+    cols = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")][1:]
+    assert cols == src
+    rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    row_labels = [r.find_element(By.TAG_NAME, "th").text for r in rows]
+    assert row_labels[:len(output)] == output and len(rows) in (len(output), len(output) + 1)
+    cells = rows[0].find_elements(By.TAG_NAME, "td")
+    assert len(cells) == len(src)
+    assert all("rgba" in c.value_of_css_property("background-color") for c in cells)
+
+    # hovering a target token highlights its row and the source tokens it attends to
+    ActionChains(driver).move_to_element(rows[0].find_element(By.TAG_NAME, "th")).perform()
+    wait.until(lambda d: "hl" in rows[0].get_attribute("class"))
+    assert table.find_elements(By.CSS_SELECTOR, "thead th.aligned")
+    assert first.find_elements(By.CSS_SELECTOR, ".output span.hl")
+    k = min(2, len(output) - 1)  # now an output token: its row lights up, the first goes dark
+    token = first.find_elements(By.CSS_SELECTOR, ".output span")[1 + k]
+    ActionChains(driver).move_to_element(token).perform()
+    wait.until(lambda d: "hl" in rows[k].get_attribute("class"))
+    assert k == 0 or "hl" not in rows[0].get_attribute("class")
+
+    shot = os.environ.get("TRANSDUCE_SCREENSHOT")
+    if shot:  # the whole page
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": 1000, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        ActionChains(driver).move_to_element(token).perform()  # the layout moved: hover again
+        wait.until(lambda d: "hl" in rows[k].get_attribute("class"))
+        driver.save_screenshot(shot)
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    # nothing was blocked or failed: no CSP violation, no failed request, no script error
+    problems = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    assert not problems, problems
+
+
+def test_an_error_from_the_server_is_shown_on_the_page(page):
+    driver, url = page
+    driver.get(url)
+    wait = WebDriverWait(driver, 20)
+    box = driver.find_element(By.ID, "text")
+    driver.execute_script("arguments[0].value = arguments[1]", box, "w1 " * 400)
+    driver.find_element(By.ID, "translate").click()
+    error = wait.until(EC.visibility_of_element_located((By.ID, "error")))
+    assert "characters" in error.text
+    assert driver.find_element(By.ID, "translate").is_enabled()

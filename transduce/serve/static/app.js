@@ -1,0 +1,132 @@
+// transduce web page: send the text box to POST /translate?attention=true and draw, per input,
+// the output and an attention heatmap (rows: target tokens, columns: source tokens).
+// Hovering a target token (in the output or the heatmap) highlights its row and aligned source.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  for (const c of children) node.append(c);  // strings become text nodes: no HTML injection
+  return node;
+}
+
+function settings() {
+  const body = { beam_size: Number($("beam_size").value) || 1 };
+  if ($("max_len").value) body.max_len = Number($("max_len").value);
+  if ($("sampling").checked) {
+    body.sampling = true;
+    body.temperature = Number($("temperature").value) || 1;
+    body.top_k = Number($("top_k").value) || 0;
+    body.top_p = Number($("top_p").value) || 1;
+  }
+  return body;
+}
+
+async function translate(event) {
+  event.preventDefault();
+  const lines = $("text").value.split("\n").map((s) => s.trim()).filter((s) => s);
+  if (!lines.length) return;
+  $("translate").disabled = true;
+  $("error").hidden = true;
+  $("status").textContent = "translating…";
+  const started = performance.now();
+  try {
+    const response = await fetch("/translate?attention=true", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ text: lines, ...settings() }),
+    });
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.message || response.statusText);
+    $("results").replaceChildren(...lines.map((src, i) => result(data.attention[i], data.translations[i])));
+    $("status").textContent = `${lines.length} input(s) in ${Math.round(performance.now() - started)} ms`;
+  } catch (err) {
+    $("error").textContent = `Error: ${err.message}`;
+    $("error").hidden = false;
+    $("status").textContent = "";
+  } finally {
+    $("translate").disabled = false;
+  }
+}
+
+// One input: source tokens, output tokens and the heatmap, linked by hovering.
+function result(att, text) {
+  const src = el("div", { class: "tokens" }, el("span", { class: "label" }, "source"));
+  const out = el("div", { class: "tokens output" }, el("span", { class: "label" }, "output"));
+  const srcSpans = att.src_tokens.map((t) => el("span", {}, t));
+  src.append(...srcSpans);
+  const card = el("div", { class: "result" }, src, out);
+  if (!text) out.append(el("span", { class: "empty" }, "(empty)"));
+  if (!att.matrix.length) {  // no attention (empty input, or a model without it): plain text
+    if (text) out.append(el("span", {}, text));
+    return card;
+  }
+
+  const table = el("table", { class: "heatmap" });
+  const cols = att.src_tokens.map((t) => el("th", { scope: "col" }, t));
+  table.append(el("thead", {}, el("tr", {}, el("th"), ...cols)));
+  const body = el("tbody");
+  const outSpans = [];
+  att.matrix.forEach((row, r) => {
+    const tgt = att.tgt_tokens[r];
+    const tr = el("tr", {}, el("th", { scope: "row" }, tgt));
+    row.forEach((w, c) => {
+      const td = el("td", { title: `${tgt} → ${att.src_tokens[c]}: ${w.toFixed(2)}` });
+      td.style.background = `rgba(var(--accent), ${w.toFixed(3)})`;  // CSSOM: allowed by the CSP
+      tr.append(td);
+    });
+    body.append(tr);
+    const best = Math.max(...row);
+    const on = (flag) => {
+      tr.classList.toggle("hl", flag);
+      if (outSpans[r]) outSpans[r].classList.toggle("hl", flag);
+      row.forEach((w, c) => {  // the source tokens this target token attends to most
+        const aligned = flag && w >= 0.5 * best;
+        cols[c].classList.toggle("aligned", aligned);
+        srcSpans[c].classList.toggle("hl", aligned);
+      });
+    };
+    tr.addEventListener("mouseenter", () => on(true));
+    tr.addEventListener("mouseleave", () => on(false));
+    if (tgt !== "</s>") {
+      const span = el("span", {}, tgt);
+      span.addEventListener("mouseenter", () => on(true));
+      span.addEventListener("mouseleave", () => on(false));
+      outSpans[r] = span;
+      out.append(span);
+    }
+  });
+  table.append(body);
+  card.append(table);
+  return card;
+}
+
+async function showModel() {
+  try {
+    const health = await (await fetch("/health")).json();
+    const m = health.model;
+    $("model").textContent = `${m.name} · ${m.cell.toUpperCase()} · ${m.attention} attention · ` +
+      `${(m.parameters / 1e6).toFixed(2)}M parameters · ${m.device}`;
+    $("beam_size").value = health.decoding.beam_size;
+    $("beam_size").max = health.limits.max_beam_size;
+    $("max_len").max = health.limits.max_len;
+  } catch (err) {
+    $("model").textContent = "model info unavailable";
+  }
+}
+
+function toggleSampling() {  // sampling settings only count (and are only checked) when sampling
+  const off = !$("sampling").checked;
+  $("settings").classList.toggle("greedy", off);
+  for (const id of ["temperature", "top_k", "top_p"]) $(id).disabled = off;
+}
+
+$("form").addEventListener("submit", translate);
+$("text").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("form").requestSubmit();
+});
+$("sampling").addEventListener("change", toggleSampling);
+toggleSampling();
+showModel();
