@@ -36,8 +36,12 @@ class Encoder(nn.Module):
                 concatenated; a pair (h, c) of those for LSTM.
         """
         emb = self.dropout(self.embed(src))  # (batch, src_len, emb)
-        packed = pack_padded_sequence(emb, src_lens, batch_first=True, enforce_sorted=False)
-        packed_out, final = self.rnn(packed)
+        autocast = torch.is_autocast_enabled(src.device.type)
+        # oneDNN's packed CPU RNN has no bf16 kernel under autocast: the encoder runs in fp32
+        packed = pack_padded_sequence(emb.float() if autocast else emb, src_lens,
+                                      batch_first=True, enforce_sorted=False)
+        with torch.autocast(src.device.type, enabled=False):
+            packed_out, final = self.rnn(packed)
         outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
         if self.cell == "lstm":
             return outputs, (self._join(final[0]), self._join(final[1]))

@@ -46,6 +46,10 @@ class StepGrads:
 class _StepLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, bank: StepGrads, name: str):
+        device = x.device.type
+        if torch.is_autocast_enabled(device):  # do what autocast would do for a matmul
+            dtype = torch.get_autocast_dtype(device)
+            x, w = x.to(dtype), w.to(dtype)
         ctx.w, ctx.bank, ctx.name = w, bank, name
         ctx.index = len(bank.inputs[name])
         bank.inputs[name].append(x.reshape(-1, x.size(-1)))
@@ -55,7 +59,7 @@ class _StepLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         ctx.bank.grads[ctx.name][ctx.index] = grad.reshape(-1, grad.size(-1))
-        return grad.matmul(ctx.w), None, None, None
+        return grad.to(ctx.w.dtype).matmul(ctx.w), None, None, None
 
 
 class _Flush(torch.autograd.Function):
@@ -73,14 +77,14 @@ class _Flush(torch.autograd.Function):
             xs = bank.inputs[name]
             if name in bank.gate_names:
                 x = torch.cat(xs)  # (steps*batch, in): step-major, like ``gates``
-                out.append(gates.t().matmul(x).to(w.dtype))
+                out.append(gates.t().matmul(x.to(gates.dtype)).to(w.dtype))
                 continue
             used = [(x, g) for x, g in zip(xs, bank.grads[name]) if g is not None]
             if not used:
                 out.append(None)
                 continue
             x = torch.cat([x for x, _ in used])
-            g = torch.cat([g for _, g in used])
+            g = torch.cat([g for _, g in used]).to(x.dtype)
             out.append(g.t().matmul(x).to(w.dtype))
         bank.inputs.clear()
         bank.grads.clear()
