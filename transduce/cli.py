@@ -225,7 +225,8 @@ POSITIVE = _number(int, 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="transduce", description="transduce: train, decode and score sequence-to-sequence models")
+    p = _Parser(prog="transduce",
+                description="transduce: train, decode and score sequence-to-sequence models")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
 

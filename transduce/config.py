@@ -84,7 +84,8 @@ class ModelConfig(_Section):
         if self.tied_embeddings and self.embedding_size != self.decoder_hidden_size:
             raise ValueError(
                 f"model.tied_embeddings needs model.embedding_size ({self.embedding_size}) to "
-                f"equal model.decoder_hidden_size ({self.decoder_hidden_size})")
+                f"equal model.decoder_hidden_size ({self.decoder_hidden_size}); make them equal "
+                "or set model.tied_embeddings: false")
         return self
 
 
@@ -176,8 +177,9 @@ def _format_error(err: ValidationError, source: str) -> str:
         else:
             given = e.get("input")
             msg = e["msg"].removeprefix("Value error, ")
+            got = "" if isinstance(given, dict) else f" (got {given!r})"  # a whole section: noise
             if path:
-                lines.append(f"{source}: config key '{path}': {msg} (got {given!r})")
+                lines.append(f"{source}: config key '{path}': {msg}{got}")
             else:
                 lines.append(f"{source}: {msg}")
     return "; ".join(lines)
@@ -231,7 +233,7 @@ def load_config(source: str | Path | dict | None = None,
         path = Path(source)
         name = str(path)
         if not path.is_file():
-            raise TransduceError(f"{path}: config file not found")
+            raise TransduceError(f"{path}: config file not found; check the path")
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except UnicodeDecodeError as e:
@@ -239,7 +241,8 @@ def load_config(source: str | Path | dict | None = None,
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""
-            raise TransduceError(f"{path}:{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+            raise TransduceError(f"{path}:{where}: invalid YAML ({getattr(e, 'problem', e)}); "
+                                 "fix the syntax there") from None
         if not isinstance(raw, dict):
             raise TransduceError(f"{path}: the config must be a YAML mapping of sections")
     raw = apply_overrides(raw, overrides)

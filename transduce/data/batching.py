@@ -66,8 +66,9 @@ def attention_cost(attention: str, hidden_size: int, embedding_size: int,
                    tgt_vocab_size: int) -> float:
     """Training memory of one source x target attention cell, in units of one target token.
 
-    A target token holds its logits, log-probabilities and their gradients (about 3 x vocabulary
-    floats) and its RNN, attention and output vectors (about 12 x hidden + 2 x embedding). A cell of
+    A target token holds its logits and log-probabilities (2 x vocabulary floats at the peak; the
+    trainer's loss reuses their memory for the gradient) and its RNN, attention and output vectors
+    (about 12 x hidden + 2 x embedding). A cell of
     the attention grid holds a score, a weight and their gradients (4 floats), or with ``mlp``
     attention a hidden-size tanh activation and its gradient (2 x hidden + 4), with or without
     input feeding (input feeding keeps every step's activations for the backward pass too).
@@ -75,7 +76,7 @@ def attention_cost(attention: str, hidden_size: int, embedding_size: int,
     if attention == "none":
         return 0.0
     per_cell = 2 * hidden_size + 4 if attention == "mlp" else 4
-    per_token = 3 * tgt_vocab_size + 12 * hidden_size + 2 * embedding_size
+    per_token = 2 * tgt_vocab_size + 12 * hidden_size + 2 * embedding_size
     return per_cell / per_token
 
 
@@ -113,8 +114,9 @@ def batch_indices(src_lens: np.ndarray, tgt_lens: np.ndarray, *, batch_size: int
     batches: list[np.ndarray] = []
     for start in range(0, n, pool):
         chunk = order[start:start + pool]
-        # stable sort by (src_len, tgt_len) so equal lengths keep their shuffled order
-        chunk = chunk[np.lexsort((tgt_lens[chunk], src_lens[chunk]))]
+        # stable sort by (tgt_len, src_len): the decoder's step loop pays for target padding,
+        # the packed encoder does not pay for source padding; ties keep their shuffled order
+        chunk = chunk[np.lexsort((src_lens[chunk], tgt_lens[chunk]))]
         if batch_tokens:
             batches.extend(_cut_by_cost(chunk, src_lens[chunk], tgt_lens[chunk] + 1, batch_tokens,
                                         att_cost, max_sentences or len(chunk)))

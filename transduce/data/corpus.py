@@ -18,7 +18,7 @@ def read_lines(path: str | Path) -> list[str]:
     """All lines of a UTF-8 text file, without line endings or surrounding whitespace."""
     path = Path(path)
     if not path.exists():
-        raise TransduceError(f"{path}: file not found; check the data paths in the config")
+        raise TransduceError(f"{path}: file not found; check the path")
     if not path.is_file():
         raise TransduceError(f"{path}: not a regular file")
     raw = path.read_bytes()

@@ -177,7 +177,8 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
         if attn_hist is not None:
             attn_hist = attn_hist.view(n * k, *attn_hist.shape[2:])[rows].view(
                 n, k, *attn_hist.shape[2:])
-        state, prev = state.select(rows), tok_sel.view(-1)
+        # rows stay within each sentence's beams: the source side needs no copy
+        state, prev = state.select(rows, source=False), tok_sel.view(-1)
         if done:
             done_set = set(done)
             keep = [r for r in range(n) if r not in done_set]

@@ -52,10 +52,17 @@ class Translator:
         if not (model_dir / "config.yaml").is_file():
             raise TransduceError(f"{model_dir}/config.yaml: missing; is this a trained model_dir?")
         config = load_config(model_dir / "config.yaml")
-        if not has_codecs(model_dir):
-            raise TransduceError(f"{model_dir}/vocab.src.txt: vocabulary missing; "
-                                 "the model_dir is incomplete, retrain or copy it again")
-        src, tgt = load_codecs(config.data, model_dir)
+        for side in ("src", "tgt"):
+            if not (model_dir / f"vocab.{side}.txt").is_file():
+                raise TransduceError(f"{model_dir}/vocab.{side}.txt: vocabulary missing; the "
+                                     "model_dir is incomplete: copy it again or retrain")
+        try:
+            src, tgt = load_codecs(config.data, model_dir)
+        except (OSError, RuntimeError, UnicodeDecodeError) as e:  # e.g. a damaged spm.*.model
+            why = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+            raise TransduceError(f"{model_dir}: cannot read the tokenizer/vocabulary files "
+                                 f"({type(e).__name__}: {why}); the model_dir is damaged: copy "
+                                 "it again or retrain") from None
         ckpt = None
         for name in ([checkpoint] + [c for c in ("best", "last") if c != checkpoint]):
             ckpt = find_checkpoint(model_dir / name)
@@ -88,12 +95,13 @@ class Translator:
         beam = beam_size or d.beam_size
         sampling = d.sampling if sampling is None else sampling
         if n_best > beam and not sampling:
-            raise TransduceError(f"n_best ({n_best}) cannot exceed the beam size ({beam})")
+            raise TransduceError(f"n_best ({n_best}) cannot exceed the beam size ({beam}); "
+                                 f"raise the beam size (--beam-size {n_best}) or lower n_best")
         generator = None
         if sampling:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(self.config.seed if seed is None else seed)
-        src_tokens = [self.src.tokenize(t) for t in texts]
+        src_tokens = self._truncate([self.src.tokenize(t) for t in texts])
         ids = [self.src.vocab.encode(toks) for toks in src_tokens]
         order = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: -len(ids[i]))
         results: list[list[Result]] = [[] for _ in texts]
@@ -120,6 +128,21 @@ class Translator:
             for i, nbest in zip(chunk, hyps):
                 results[i] = [self._result(h, src_tokens[i]) for h in nbest]
         return results
+
+    def _truncate(self, src_tokens: list[list[str]]) -> list[list[str]]:
+        """Inputs over ``decoding.max_input_len`` tokens (default 4 x ``data.max_src_len``) are
+        cut to that length, with one warning naming the first such line: an RNN has no hard
+        limit, but time and memory grow with the length and quality falls far beyond the
+        training lengths. Every input still gets exactly one output."""
+        limit = self.config.decoding.max_input_len or 4 * self.config.data.max_src_len
+        long = [i for i, toks in enumerate(src_tokens) if len(toks) > limit]
+        if not long:
+            return src_tokens
+        log.warning("input line %d has %d tokens, over decoding.max_input_len=%d: truncated to "
+                    "%d tokens (%d such lines in all); split long inputs into sentences, or "
+                    "raise decoding.max_input_len in %s", long[0] + 1, len(src_tokens[long[0]]),
+                    limit, limit, len(long), "config.yaml")
+        return [toks[:limit] if len(toks) > limit else toks for toks in src_tokens]
 
     def _result(self, h: Hypothesis, src_tokens: list[str]) -> Result:
         return Result(self.tgt.decode(h.tokens), h.score, src_tokens,

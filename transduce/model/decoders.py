@@ -40,11 +40,16 @@ class DecoderState:
     keys: torch.Tensor | None  # (batch, src_len, hidden) attention keys, projected once
     mask: torch.Tensor  # (batch, src_len) True at real source tokens
 
-    def select(self, index: torch.Tensor) -> "DecoderState":
-        """Keep/reorder/repeat rows: beam expansion, reordering, dropping finished sentences."""
+    def select(self, index: torch.Tensor, source: bool = True) -> "DecoderState":
+        """Keep/reorder/repeat rows: beam expansion, reordering, dropping finished sentences.
+
+        ``source=False`` leaves the encoder side (memory, keys, mask) as it is: reordering
+        hypotheses among the beams of the same sentence does not change their source rows."""
         pick = (lambda t: None if t is None else t.index_select(0, index))
         hidden = [tuple(pick(x) for x in h) if isinstance(h, tuple) else pick(h)
                   for h in self.hidden]
+        if not source:
+            return DecoderState(hidden, pick(self.feed), self.memory, self.keys, self.mask)
         return DecoderState(hidden, pick(self.feed), pick(self.memory), pick(self.keys),
                             pick(self.mask))
 

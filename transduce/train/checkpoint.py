@@ -166,9 +166,9 @@ def load_trainer_state(path: Path) -> dict:
     try:
         state = torch.load(path / STATE, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure means the file is not a safe state file
-        raise TransduceError(f"{path / STATE}: refused to load the trainer state ({type(e).__name__}"
-                             "); it is corrupt or not a transduce file. Remove it, or use "
-                             "--overwrite to start afresh") from None
+        raise TransduceError(f"{path / STATE}: refused to load the trainer state "
+                             f"({type(e).__name__}); it is corrupt or not a transduce file. "
+                             "Remove it, or use --overwrite to start afresh") from None
     missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise TransduceError(f"{path / STATE}: not a transduce trainer state (missing "
