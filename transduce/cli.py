@@ -35,21 +35,11 @@ def _setup_logging(debug: bool) -> None:
 
 def _read_input(path: str | None) -> list[str]:
     """Lines of a file or stdin; invalid UTF-8 is reported with its line number."""
-    from transduce.data.corpus import read_lines
+    from transduce.data.corpus import read_lines, split_lines
 
     if path and path != "-":
         return read_lines(path)
-    raw = sys.stdin.buffer.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        raise TransduceError(f"<stdin>:{line}: invalid UTF-8 ({e.reason}); convert the input "
-                             "to UTF-8") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln.strip() for ln in lines]
+    return split_lines(sys.stdin.buffer.read(), "<stdin>", "convert the input to UTF-8")
 
 
 def _write_output(lines: list[str], path: str | None) -> None:

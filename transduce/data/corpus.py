@@ -21,13 +21,18 @@ def read_lines(path: str | Path) -> list[str]:
         raise TransduceError(f"{path}: file not found; check the path")
     if not path.is_file():
         raise TransduceError(f"{path}: not a regular file")
-    raw = path.read_bytes()
+    return split_lines(path.read_bytes(), str(path),
+                       "convert the file to UTF-8, e.g. with iconv")
+
+
+def split_lines(raw: bytes, name: str, fix: str) -> list[str]:
+    """Decode UTF-8 bytes into stripped lines; ``name`` and ``fix`` make the error message."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        raise TransduceError(f"{path}:{line}: invalid UTF-8 ({e.reason} at byte {e.start}); "
-                             "convert the file to UTF-8, e.g. with iconv") from None
+        raise TransduceError(f"{name}:{line}: invalid UTF-8 ({e.reason} at byte {e.start}); "
+                             f"{fix}") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     lines = text.split("\n")
