@@ -158,6 +158,7 @@ class Trainer:
         train_src, train_tgt = read_parallel(src_path, tgt_path, key="data.train")
         self.dev_src: list[str] = []
         self.dev_ref: list[str] = []
+        self._dev_loss_batches: list[Batch] | None = None
         if d.dev:
             self.dev_src, self.dev_ref = read_parallel(*resolve_pair(d.dev, d.src_lang,
                                                                      d.tgt_lang), key="data.dev")
@@ -501,30 +502,37 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     # ---- validation ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def dev_loss(self) -> tuple[float, int]:
-        """Summed NLL (no smoothing) and token count over the dev set.
-
-        Batches keep to the training memory budget; pairs over data.max_src_len/max_tgt_len are
-        left out, as they are from training (they are still translated and scored)."""
-        self.model.eval()
+    def _dev_batches(self) -> list[Batch]:
+        """The dev set's loss batches, built once: the dev set does not change between
+        validations. Batches keep to the training memory budget; pairs over
+        data.max_src_len/max_tgt_len are left out, as they are from training (they are still
+        translated and scored)."""
+        if self._dev_loss_batches is not None:
+            return self._dev_loss_batches
         t, d = self.cfg.training, self.cfg.data
         src = [self.src.encode(s) for s in self.dev_src]
         tgt = [self.tgt.encode(s) for s in self.dev_ref]
         pairs = [i for i in range(len(src)) if src[i]
                  and len(src[i]) <= d.max_src_len and len(tgt[i]) <= d.max_tgt_len]
-        if len(pairs) < len(src) and not getattr(self, "_dev_skip_logged", False):
-            self._dev_skip_logged = True
+        if len(pairs) < len(src):
             log.info("dev loss leaves out %d of %d dev pairs (empty, or over data.max_src_len / "
                      "max_tgt_len)", len(src) - len(pairs), len(src))
         budget = t.batch_tokens or t.batch_size * batch_cost(1, d.max_src_len, d.max_tgt_len + 1,
                                                              self.att_cost)
+        self._dev_loss_batches = [
+            make_batch([src[pairs[i]] for i in idx], [tgt[pairs[i]] for i in idx])
+            for idx in batch_indices(np.array([len(src[i]) for i in pairs], dtype=np.int64),
+                                     np.array([len(tgt[i]) for i in pairs], dtype=np.int64),
+                                     batch_tokens=int(budget), att_cost=self.att_cost,
+                                     max_sentences=self.cfg.decoding.batch_size, shuffle=False)]
+        return self._dev_loss_batches
+
+    @torch.no_grad()
+    def dev_loss(self) -> tuple[float, int]:
+        """Summed NLL (no smoothing) and token count over the dev set."""
+        self.model.eval()
         total, n = 0.0, 0
-        for idx in batch_indices(np.array([len(src[i]) for i in pairs], dtype=np.int64),
-                                 np.array([len(tgt[i]) for i in pairs], dtype=np.int64),
-                                 batch_tokens=int(budget), att_cost=self.att_cost,
-                                 max_sentences=self.cfg.decoding.batch_size, shuffle=False):
-            b = make_batch([src[pairs[i]] for i in idx], [tgt[pairs[i]] for i in idx])
+        for b in self._dev_batches():
             b = b.to(self.device)
             with self._autocast():
                 logits, _ = self.model(b.src, b.src_lens, b.tgt_in)
