@@ -33,7 +33,7 @@ def test_every_combination_trains(cell, attention, feeding):
     b = _reverse_batch()
     losses = []
     for _ in range(40):
-        logits, _ = model(b.src, b.src_lens, b.tgt_in)
+        logits = model(b.src, b.src_lens, b.tgt_in).logits
         loss = F.cross_entropy(logits.view(-1, 20), b.tgt_out.view(-1), ignore_index=PAD_ID)
         opt.zero_grad()
         loss.backward()
@@ -82,12 +82,12 @@ def test_step_by_step_decoding_matches_teacher_forcing(feeding):
     model = _model(input_feeding=feeding, layers=2).eval()
     b = _reverse_batch(5)
     with torch.no_grad():
-        logits, _ = model(b.src, b.src_lens, b.tgt_in)
+        logits = model(b.src, b.src_lens, b.tgt_in).logits
         state = model.encode(b.src, b.src_lens)
         steps = []
         for t in range(b.tgt_in.size(1)):
-            out, state, _ = model.decoder.step(b.tgt_in[:, t], state)
-            steps.append(out)
+            h, state, _ = model.decoder.step(b.tgt_in[:, t], state)
+            steps.append(model.decoder.output(h))
     assert torch.allclose(torch.stack(steps, 1), logits, atol=1e-5)
 
 
@@ -117,7 +117,7 @@ def test_deferred_weight_gradients_equal_autograd(cell, attention):
     def grads(train: bool) -> dict:
         model.zero_grad()
         model.train(train)
-        logits, _ = model(b.src, b.src_lens, b.tgt_in)
+        logits = model(b.src, b.src_lens, b.tgt_in).logits
         F.cross_entropy(logits.view(-1, 20), b.tgt_out.view(-1), ignore_index=PAD_ID).backward()
         return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 

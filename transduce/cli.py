@@ -142,7 +142,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise TransduceError("the text to plot is empty")
     res = model.search([args.text], beam_size=args.beam_size, attention=True)[0][0]
     plot_attention(res.attention, res.src_tokens, res.tgt_tokens, args.output,
-                   title=res.text[:80])
+                   title=res.text[:80], copy=res.copy)
     print(res.text)
     log.info("attention plot written to %s", args.output)
     return 0

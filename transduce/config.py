@@ -67,8 +67,8 @@ class ModelConfig(_Section):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     bridge: Literal["bridge", "last", "zero"] = "bridge"  # decoder initial state
     tied_embeddings: bool = False  # target embedding = output projection
-    copy: bool = False
-    coverage: bool = False
+    copy: bool = False  # pointer-generator: copy source tokens (See et al., 2017)
+    coverage: bool = False  # coverage vector in the attention score, coverage loss
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -77,10 +77,12 @@ class ModelConfig(_Section):
             raise ValueError(
                 f"model.bridge=last needs the encoder output size ({enc_out}) to equal "
                 f"model.decoder_hidden_size ({self.decoder_hidden_size}); use bridge: bridge")
-        if self.copy:
-            raise ValueError("model.copy is not implemented yet; set model.copy: false")
-        if self.coverage:
-            raise ValueError("model.coverage is not implemented yet; set model.coverage: false")
+        if self.copy and self.attention == "none":
+            raise ValueError("model.copy copies through attention; set model.attention to mlp, "
+                             "general or dot")
+        if self.coverage and self.attention != "mlp":
+            raise ValueError(f"model.coverage needs model.attention: mlp (got "
+                             f"{self.attention}); set attention: mlp or coverage: false")
         if self.tied_embeddings and self.embedding_size != self.decoder_hidden_size:
             raise ValueError(
                 f"model.tied_embeddings needs model.embedding_size ({self.embedding_size}) to "
@@ -105,6 +107,7 @@ class TrainingConfig(_Section):
     accumulate: int = Field(1, ge=1)  # gradient accumulation steps per update
     clip_grad_norm: Optional[float] = Field(5.0, gt=0)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    coverage_weight: float = Field(1.0, ge=0)  # weight of the coverage loss (model.coverage)
     max_epochs: int = Field(10, ge=1)
     max_steps: Optional[int] = Field(None, ge=1)
     max_minutes: Optional[float] = Field(None, gt=0)
@@ -126,6 +129,7 @@ class DecodingConfig(_Section):
     max_len_a: float = Field(1.5, ge=0)  # max output length = a * src_len + b
     max_len_b: int = Field(10, ge=1)
     no_repeat_ngram_size: int = Field(0, ge=0)
+    coverage_penalty: float = Field(0.0, ge=0)  # GNMT beta: beam favours covering the source
     batch_size: int = Field(64, ge=1)
     max_input_len: Optional[int] = Field(None, ge=1)  # tokens; longer inputs are truncated
     # (with a warning naming the line); default 4 x data.max_src_len

@@ -1,4 +1,5 @@
-"""Scores on detokenized text: BLEU and chrF from sacrebleu, ROUGE-1/2/L F1 from rouge-score.
+"""Scores on detokenized text: BLEU and chrF from sacrebleu, ROUGE-1/2/L F1 from rouge-score, and
+``repeat``: the rate of repeated trigrams in the outputs (the degeneration coverage fights).
 
 All scores are on a 0-100 scale. BLEU and chrF come with sacrebleu's signature so that a reported
 number can be reproduced exactly.
@@ -10,15 +11,15 @@ from typing import Iterable, Sequence
 
 from transduce.errors import TransduceError
 
-METRICS = ("bleu", "chrf", "rouge")
+METRICS = ("bleu", "chrf", "rouge", "repeat")
 
 
 def evaluate(hyps: Sequence[str], refs: Sequence[str],
              metrics: Iterable[str] = ("bleu", "chrf")) -> dict:
     """Corpus-level scores of ``hyps`` against ``refs`` (one reference per hypothesis).
 
-    Returns keys among ``bleu``, ``chrf``, ``rouge1``, ``rouge2``, ``rougeL`` and ``signature``
-    (a dict of sacrebleu signatures by metric).
+    Returns keys among ``bleu``, ``chrf``, ``rouge1``, ``rouge2``, ``rougeL``, ``repeat3`` and
+    ``signature`` (a dict of sacrebleu signatures by metric).
     """
     metrics = [m.strip().lower() for m in metrics]
     unknown = [m for m in metrics if m not in METRICS]
@@ -38,6 +39,8 @@ def evaluate(hyps: Sequence[str], refs: Sequence[str],
                 signatures[name] = str(metric.get_signature())
     if "rouge" in metrics:
         out.update(rouge(hyps, refs))
+    if "repeat" in metrics:
+        out["repeat3"] = 100.0 * repeated_ngram_rate(hyps, 3)
     if signatures:
         out["signature"] = signatures
     return out
@@ -54,6 +57,17 @@ def rouge(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
             totals[key] += s.fmeasure
     n = max(1, len(hyps))
     return {k: 100.0 * v / n for k, v in totals.items()}
+
+
+def repeated_ngram_rate(texts: Iterable[str], n: int = 3) -> float:
+    """The fraction of whitespace-token n-grams that repeat an earlier n-gram of the same text."""
+    total = repeats = 0
+    for text in texts:
+        words = text.split()
+        grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+        total += len(grams)
+        repeats += len(grams) - len(set(grams))
+    return repeats / total if total else 0.0
 
 
 def perplexity(total_nll: float, n_tokens: int) -> float:

@@ -26,11 +26,12 @@ class Batch:
     tgt_out: torch.Tensor | None = None  # (batch, tgt_len + 1): y1 ... yn </s>
     n_tgt_tokens: int = 0  # non-pad target tokens including </s>
     n_pad: int = 0  # pad positions in tgt_out
+    src_ext: torch.Tensor | None = None  # (batch, src_len) source as extended target ids (copy)
 
     def to(self, device: torch.device) -> "Batch":
         move = (lambda t: None if t is None else t.to(device, non_blocking=True))
         return Batch(move(self.src), self.src_lens, move(self.tgt_in), move(self.tgt_out),
-                     self.n_tgt_tokens, self.n_pad)
+                     self.n_tgt_tokens, self.n_pad, move(self.src_ext))
 
 
 def pad(seqs: list[np.ndarray] | list[list[int]], prefix: int | None = None,
@@ -50,16 +51,19 @@ def pad(seqs: list[np.ndarray] | list[list[int]], prefix: int | None = None,
     return out
 
 
-def make_batch(src: list, tgt: list | None = None) -> Batch:
+def make_batch(src: list, tgt: list | None = None, src_ext: list | None = None) -> Batch:
+    """Pad id sequences into a batch. Copy models also give ``src_ext`` (the source as extended
+    target ids); their targets may hold extended ids (the decoder reads them as ``<unk>``)."""
     src_arr = pad(src)
     src_lens = torch.tensor([len(s) for s in src], dtype=torch.int64)
+    ext = torch.from_numpy(pad(src_ext)) if src_ext is not None else None
     if tgt is None:
-        return Batch(torch.from_numpy(src_arr), src_lens)
+        return Batch(torch.from_numpy(src_arr), src_lens, src_ext=ext)
     tgt_in = pad(tgt, prefix=BOS_ID)
     tgt_out = pad(tgt, suffix=EOS_ID)
     n_tok = sum(len(t) for t in tgt) + len(tgt)
     return Batch(torch.from_numpy(src_arr), src_lens, torch.from_numpy(tgt_in),
-                 torch.from_numpy(tgt_out), n_tok, tgt_out.size - n_tok)
+                 torch.from_numpy(tgt_out), n_tok, tgt_out.size - n_tok, ext)
 
 
 def attention_cost(attention: str, hidden_size: int, embedding_size: int,

@@ -3,6 +3,8 @@
 - ``reverse``: a sequence of symbols -> the same symbols in reverse order.
 - ``dates``: a date written in one of many human formats -> ISO 8601 (``2026-11-26``).
   Attention has to find the year, month and day wherever the format puts them.
+- ``rename``: "rename X to Y" in several wordings -> "Y", where X and Y are made-up words that
+  (nearly) never repeat: the output is out of vocabulary, so only a copy mechanism can produce it.
 """
 from __future__ import annotations
 
@@ -63,7 +65,26 @@ def date_pairs(n: int, seed: int = 1) -> list[tuple[str, str]]:
     return pairs
 
 
-TASKS = {"reverse": reverse_pairs, "dates": date_pairs}
+RENAME_TEMPLATES = ["rename {x} to {y}", "please call {x} by the new name {y}",
+                    "{x} is now called {y}", "change the name {x} into {y}",
+                    "from today {x} becomes {y}"]
+
+
+def _made_up_word(rng: random.Random) -> str:
+    return "".join(rng.choice("bcdfghjklmnpqrstvwxz") + rng.choice("aeiou") for _ in range(3))
+
+
+def rename_pairs(n: int, seed: int = 1, max_words: int = 2) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        x, y = (" ".join(_made_up_word(rng) for _ in range(rng.randint(1, max_words)))
+                for _ in range(2))
+        pairs.append((rng.choice(RENAME_TEMPLATES).format(x=x, y=y), y))
+    return pairs
+
+
+TASKS = {"reverse": reverse_pairs, "dates": date_pairs, "rename": rename_pairs}
 
 
 def write_task(task: str, out_dir: str | Path, sizes: dict[str, int], seed: int = 1,

@@ -4,6 +4,9 @@ All functions take a padded source batch and return, per sentence, hypotheses of
 (without ``</s>``). Each sentence is decoded independently of the others in its batch: the result
 does not depend on the batch size, and sentences that finish leave the batch (their rows are
 dropped from the decoder state), so the batch shrinks as it goes.
+
+Copy models (``model.copy``) take ``src_ext``, the source as extended target ids; hypotheses may
+then hold ids past the vocabulary (copied source tokens, see ``model/pointer.py``).
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from transduce.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
+from transduce.data.vocabulary import BOS_ID, EOS_ID
 from transduce.model.seq2seq import Seq2Seq
 
 
@@ -21,13 +24,23 @@ class Hypothesis:
     score: float  # log-probability divided by the length penalty (the ranking score)
     logprob: float
     attention: torch.Tensor | None = None  # (len(tokens) [+1 for </s>], src_len)
+    copy: torch.Tensor | None = None  # (len(tokens) [+1],) probability of copying, copy models
 
 
-def _never_emit(logits: torch.Tensor) -> torch.Tensor:
-    """``<pad>`` and ``<s>`` are never outputs: remove them before any choice."""
-    logits = logits.float()
-    logits[:, [PAD_ID, BOS_ID]] = float("-inf")
-    return logits
+def _record(attn: torch.Tensor | None, p_gen: torch.Tensor | None) -> torch.Tensor | None:
+    """What ``return_attention`` keeps per step: attention (rows, src_len), with copy the
+    probability of copying (1 - p_gen) as one more column."""
+    if attn is None or p_gen is None:
+        return attn
+    return torch.cat([attn.float(), 1.0 - p_gen.float()], dim=-1)
+
+
+def _split(record: torch.Tensor | None, src_len: int, copy: bool
+           ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(steps, src_len [+1]) kept records -> attention (steps, src_len), copy probs (steps,)."""
+    if record is None:
+        return None, None
+    return record[:, :src_len], (record[:, -1] if copy else None)
 
 
 def max_lengths(src_lens: torch.Tensor, a: float, b: int) -> list[int]:
@@ -59,21 +72,20 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
 @torch.inference_mode()
 def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: list[int], *,
            sampling: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-           generator: torch.Generator | None = None, return_attention: bool = False
-           ) -> list[Hypothesis]:
+           generator: torch.Generator | None = None, return_attention: bool = False,
+           src_ext: torch.Tensor | None = None) -> list[Hypothesis]:
     """Greedy decoding (or ancestral sampling with ``sampling=True``), one hypothesis each."""
     batch = src.size(0)
-    state = model.encode(src, src_lens)
+    state = model.encode(src, src_lens, src_ext)
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
     active = list(range(batch))  # sentence index of each row still decoding
     tokens: list[list[int]] = [[] for _ in range(batch)]
     logprob = [0.0] * batch
     attn: list[list[torch.Tensor]] = [[] for _ in range(batch)]
     for _ in range(max(max_lens)):
-        logits, state, a = model.decoder.step(prev, state)
-        logits = _never_emit(logits)
-        logp = torch.log_softmax(logits, dim=-1)  # (rows, vocab)
-        nxt = _sample(logits, temperature, top_k, top_p, generator) if sampling \
+        logp, state, a, p_gen = model.step(prev, state)  # (rows, vocab [+ n_ext])
+        a = _record(a, p_gen)
+        nxt = _sample(logp, temperature, top_k, top_p, generator) if sampling \
             else logp.argmax(-1)
         picked = logp.gather(1, nxt.unsqueeze(1)).squeeze(1).tolist()
         keep = []
@@ -96,8 +108,9 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: 
     out = []
     for i in range(batch):
         length = len(tokens[i]) + (1 if len(tokens[i]) < max_lens[i] else 0)
-        a = torch.stack(attn[i])[:, : int(src_lens[i])] if attn[i] else None
-        out.append(Hypothesis(tokens[i], logprob[i] / length_penalty(length, 0.0), logprob[i], a))
+        a, c = _split(torch.stack(attn[i]) if attn[i] else None, int(src_lens[i]), model.copy)
+        out.append(Hypothesis(tokens[i], logprob[i] / length_penalty(length, 0.0), logprob[i],
+                              a, c))
     return out
 
 
@@ -111,19 +124,32 @@ def _banned_ngrams(history: list[int], n: int) -> list[int]:
 
 
 @torch.inference_mode()
+def coverage_penalty(coverage: torch.Tensor, beta: float) -> float:
+    """GNMT coverage penalty beta * sum_i log(min(coverage_i, 1)) over source positions
+    (coverage: (src_len,) attention summed over the output); 0 when beta is 0."""
+    if beta <= 0:
+        return 0.0
+    return beta * float(coverage.clamp(1e-6, 1.0).log().sum())
+
+
 def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: list[int],
                 *, beam_size: int = 5, n_best: int = 1, alpha: float = 1.0,
-                no_repeat_ngram_size: int = 0, return_attention: bool = False
-                ) -> list[list[Hypothesis]]:
-    """Batched beam search with GNMT length penalty ``alpha``; n-best list per sentence.
+                beta: float = 0.0, no_repeat_ngram_size: int = 0, return_attention: bool = False,
+                src_ext: torch.Tensor | None = None) -> list[list[Hypothesis]]:
+    """Batched beam search with GNMT length penalty ``alpha`` and coverage penalty ``beta``;
+    n-best list per sentence.
 
     Each step scores every (beam, token) extension, keeps the 2k best: those ending in ``</s>``
     among the top k are finished, the best k others stay alive. A sentence is done when it has k
-    finished hypotheses or reaches its maximum length; done sentences leave the batch.
+    finished hypotheses or reaches its maximum length; done sentences leave the batch. Finished
+    hypotheses are ranked by log-probability / length penalty + coverage penalty.
     """
     k = beam_size
     batch, device = src.size(0), src.device
-    state = model.encode(src, src_lens).select(
+    state = model.encode(src, src_lens, src_ext)
+    track = beta > 0 and state.keys is not None  # attention summed per hypothesis
+    cover = torch.zeros(batch, k, src.size(1), device=device) if track else None
+    state = state.select(
         torch.arange(batch, device=device).repeat_interleave(k))  # rows: (sentence, beam)
     scores = torch.full((batch, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one
@@ -133,10 +159,12 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
     active = list(range(batch))
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     for t in range(max(max_lens)):
-        logits, state, a = model.decoder.step(prev, state)
+        logp, state, a, p_gen = model.step(prev, state)  # (n * k, vocab [+ n_ext])
         n = len(active)
-        logp = torch.log_softmax(_never_emit(logits), dim=-1)  # (n * k, vocab)
         vocab = logp.size(-1)
+        if cover is not None:
+            cover = cover + a.float().view(n, k, -1)
+        a = _record(a, p_gen)
         if no_repeat_ngram_size > 0:
             for row, hist in enumerate(history.view(n * k, -1).tolist()):
                 banned = _banned_ngrams(hist, no_repeat_ngram_size)
@@ -158,12 +186,13 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
                 if ts[row][r] == float("-inf") or not (eos[row][r] or at_max[row]):
                     continue
                 toks = history[row, bo[row][r]].tolist() + ([] if eos[row][r] else [tk[row][r]])
-                att = None
-                if attn_hist is not None:
-                    att = attn_hist[row, bo[row][r]].cpu()[:, : int(src_lens[i])]
+                att, cp = _split(attn_hist[row, bo[row][r]].cpu() if attn_hist is not None
+                                 else None, int(src_lens[i]), model.copy)
                 length = len(toks) + (1 if eos[row][r] else 0)
-                finished[i].append(Hypothesis(toks, ts[row][r] / length_penalty(length, alpha),
-                                              ts[row][r], att))
+                score = ts[row][r] / length_penalty(length, alpha)
+                if cover is not None:
+                    score += coverage_penalty(cover[row, bo[row][r], : int(src_lens[i])], beta)
+                finished[i].append(Hypothesis(toks, score, ts[row][r], att, cp))
             if len(finished[i]) >= k or at_max[row]:
                 done.append(row)
         # --- the k best non-finished extensions stay alive ---
@@ -177,6 +206,8 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
         if attn_hist is not None:
             attn_hist = attn_hist.view(n * k, *attn_hist.shape[2:])[rows].view(
                 n, k, *attn_hist.shape[2:])
+        if cover is not None:
+            cover = cover.view(n * k, -1)[rows].view(n, k, -1)
         # rows stay within each sentence's beams: the source side needs no copy
         state, prev = state.select(rows, source=False), tok_sel.view(-1)
         if done:
@@ -189,6 +220,8 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
             scores, history = scores[keep_t], history[keep_t]
             if attn_hist is not None:
                 attn_hist = attn_hist[keep_t]
+            if cover is not None:
+                cover = cover[keep_t]
             state, prev = state.select(keep_rows), prev[keep_rows]
             active = [active[r] for r in keep]
     return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]

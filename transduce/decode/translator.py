@@ -13,6 +13,7 @@ from transduce.data.batching import make_batch
 from transduce.data.codec import Codec, has_codecs, load_codecs
 from transduce.decode.search import Hypothesis, beam_search, greedy, max_lengths
 from transduce.errors import TransduceError
+from transduce.model.pointer import decode_ext, source_ext_ids
 from transduce.model.seq2seq import Seq2Seq, build_model
 from transduce.train.checkpoint import find_checkpoint, load_weights
 
@@ -26,6 +27,7 @@ class Result:
     src_tokens: list[str]
     tgt_tokens: list[str]
     attention: torch.Tensor | None  # (len(tgt_tokens) [+1 for </s>], len(src_tokens))
+    copy: torch.Tensor | None = None  # (len(tgt_tokens) [+1],) probability of copying (copy models)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -103,12 +105,15 @@ class Translator:
             generator.manual_seed(self.config.seed if seed is None else seed)
         src_tokens = self._truncate([self.src.tokenize(t) for t in texts])
         ids = [self.src.vocab.encode(toks) for toks in src_tokens]
+        ext = [source_ext_ids(toks, self.tgt.vocab) if self.model.copy else ([], [])
+               for toks in src_tokens]  # (extended ids, out-of-vocabulary tokens) per input
         order = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: -len(ids[i]))
         results: list[list[Result]] = [[] for _ in texts]
         bs = batch_size or d.batch_size
         for start in range(0, len(order), bs):
             chunk = order[start:start + bs]
-            batch = make_batch([ids[i] for i in chunk]).to(self.device)
+            batch = make_batch([ids[i] for i in chunk], src_ext=[ext[i][0] for i in chunk]
+                               if self.model.copy else None).to(self.device)
             lens = max_lengths(batch.src_lens, d.max_len_a, d.max_len_b)
             if max_len:
                 lens = [min(n, max_len) for n in lens]
@@ -117,16 +122,18 @@ class Translator:
                     self.model, batch.src, batch.src_lens, lens, sampling=sampling,
                     temperature=temperature or d.temperature,
                     top_k=d.top_k if top_k is None else top_k,
-                    top_p=top_p or d.top_p, generator=generator, return_attention=attention)]
+                    top_p=top_p or d.top_p, generator=generator, return_attention=attention,
+                    src_ext=batch.src_ext)]
             else:
                 hyps = beam_search(
                     self.model, batch.src, batch.src_lens, lens, beam_size=beam, n_best=n_best,
                     alpha=d.length_penalty if length_penalty is None else length_penalty,
+                    beta=d.coverage_penalty,
                     no_repeat_ngram_size=(d.no_repeat_ngram_size if no_repeat_ngram_size is None
                                           else no_repeat_ngram_size),
-                    return_attention=attention)
+                    return_attention=attention, src_ext=batch.src_ext)
             for i, nbest in zip(chunk, hyps):
-                results[i] = [self._result(h, src_tokens[i]) for h in nbest]
+                results[i] = [self._result(h, src_tokens[i], ext[i][1]) for h in nbest]
         return results
 
     def _truncate(self, src_tokens: list[list[str]]) -> list[list[str]]:
@@ -144,6 +151,7 @@ class Translator:
                     limit, limit, len(long), "config.yaml")
         return [toks[:limit] if len(toks) > limit else toks for toks in src_tokens]
 
-    def _result(self, h: Hypothesis, src_tokens: list[str]) -> Result:
-        return Result(self.tgt.decode(h.tokens), h.score, src_tokens,
-                      self.tgt.vocab.decode(h.tokens), h.attention)
+    def _result(self, h: Hypothesis, src_tokens: list[str], oovs: list[str]) -> Result:
+        tokens = decode_ext(h.tokens, self.tgt.vocab, oovs)  # copied tokens kept as they were
+        return Result(self.tgt.tokenizer.detokenize(tokens), h.score, src_tokens, tokens,
+                      h.attention, h.copy)

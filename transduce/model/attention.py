@@ -3,6 +3,9 @@
 Keys are projected once per sentence (:meth:`Attention.project_keys`); each decoder step then costs
 one small batched matrix product. Queries may hold one step (decoding) or all steps at once
 (training without input feeding).
+
+With ``coverage`` (mlp only) the score also sees how much attention each source position has had
+so far: v·tanh(W_q q + W_k k + w_c c), c the coverage vector (See et al., 2017).
 """
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ from torch import nn
 class Attention(nn.Module):
     """score(q, k): dot = q·k; general = q·(W k); mlp = v·tanh(W_q q + W_k k)."""
 
-    def __init__(self, kind: str, query_size: int, key_size: int):
+    def __init__(self, kind: str, query_size: int, key_size: int, coverage: bool = False):
         super().__init__()
         if kind not in ("dot", "general", "mlp"):
             raise ValueError(f"unknown attention {kind!r}")
+        if coverage and kind != "mlp":
+            raise ValueError("coverage needs mlp attention")
         self.kind = kind
         self.key_layer: nn.Linear | None = None
         self.query_layer: nn.Linear | None = None
@@ -28,26 +33,31 @@ class Attention(nn.Module):
             self.key_layer = nn.Linear(key_size, query_size, bias=False)
             self.query_layer = nn.Linear(query_size, query_size, bias=False)
             self.v = nn.Linear(query_size, 1, bias=False)
+        self.coverage_layer = nn.Linear(1, query_size, bias=False) if coverage else None
 
     def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
         """(batch, src_len, key_size) -> (batch, src_len, query_size), once per sentence."""
         return memory if self.key_layer is None else self.key_layer(memory)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
-                mask: torch.Tensor, projected_query: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                mask: torch.Tensor, projected_query: bool = False,
+                coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
             query: (batch, steps, query_size); keys: (batch, src_len, query_size) from
                 :meth:`project_keys`; memory: (batch, src_len, key_size); mask: (batch, src_len),
                 True at real source tokens. ``projected_query``: mlp's query layer was already
-                applied by the caller.
+                applied by the caller. coverage: (batch, steps, src_len) attention summed over
+                the earlier steps (with ``coverage=True``).
         Returns:
             context: (batch, steps, key_size); weights: (batch, steps, src_len).
         """
         if self.kind == "mlp":
             q = query if projected_query else self.query_layer(query)  # (batch, steps, query)
-            hidden = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (batch, steps, src_len, q)
+            hidden = q.unsqueeze(2) + keys.unsqueeze(1)  # (batch, steps, src_len, q)
+            if self.coverage_layer is not None:
+                hidden = hidden + self.coverage_layer(coverage.unsqueeze(-1))
+            hidden = torch.tanh(hidden)
             scores = self.v(hidden).squeeze(-1)  # (batch, steps, src_len)
         else:
             scores = torch.bmm(query, keys.transpose(1, 2))  # (batch, steps, src_len)

@@ -11,6 +11,10 @@ The RNN weights live in one ``nn.LSTM``/``nn.GRU``/``nn.RNN`` module. Without in
 whole target sequence goes through that fused module at once and attention is computed for all
 steps in one product. With input feeding the steps run one by one on ``torch.lstm_cell`` & co.,
 and the embedding half of layer 0's input projection is computed for all steps in one GEMM up front.
+
+Options from See et al. (2017), see ``pointer.py``: ``copy`` adds the generation probability
+p_gen = sigmoid(w [h~_t; y_{t-1}] + b); ``coverage`` feeds the sum of past attention to the score,
+which makes attention step by step even without input feeding (the RNN still runs fused).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transduce.data.vocabulary import PAD_ID
+from transduce.data.vocabulary import PAD_ID, UNK_ID
 from transduce.model.attention import Attention
 from transduce.model.encoders import RNNS
 from transduce.model.stepgrad import StepGrads
@@ -39,6 +43,9 @@ class DecoderState:
     memory: torch.Tensor  # (batch, src_len, encoder_size) encoder outputs
     keys: torch.Tensor | None  # (batch, src_len, hidden) attention keys, projected once
     mask: torch.Tensor  # (batch, src_len) True at real source tokens
+    coverage: torch.Tensor | None = None  # (batch, src_len) attention so far, with coverage
+    src_ext: torch.Tensor | None = None  # (batch, src_len) extended source ids, with copy
+    n_ext: int = 0  # extended ids in use in this batch, with copy
 
     def select(self, index: torch.Tensor, source: bool = True) -> "DecoderState":
         """Keep/reorder/repeat rows: beam expansion, reordering, dropping finished sentences.
@@ -48,10 +55,9 @@ class DecoderState:
         pick = (lambda t: None if t is None else t.index_select(0, index))
         hidden = [tuple(pick(x) for x in h) if isinstance(h, tuple) else pick(h)
                   for h in self.hidden]
-        if not source:
-            return DecoderState(hidden, pick(self.feed), self.memory, self.keys, self.mask)
-        return DecoderState(hidden, pick(self.feed), pick(self.memory), pick(self.keys),
-                            pick(self.mask))
+        src = pick if source else (lambda t: t)
+        return DecoderState(hidden, pick(self.feed), src(self.memory), src(self.keys),
+                            src(self.mask), pick(self.coverage), src(self.src_ext), self.n_ext)
 
 
 class Decoder(nn.Module):
@@ -60,8 +66,9 @@ class Decoder(nn.Module):
     def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, encoder_size: int,
                  cell: str = "lstm", layers: int = 1, attention: str = "mlp",
                  input_feeding: bool = True, dropout: float = 0.0, bridge: str = "bridge",
-                 tied_embeddings: bool = False):
+                 tied_embeddings: bool = False, copy: bool = False, coverage: bool = False):
         super().__init__()
+        self.vocab_size = vocab_size
         self.cell, self.layers, self.hidden_size = cell, layers, hidden_size
         self.input_feeding, self.bridge_kind = input_feeding, bridge
         self.embedding_size = embedding_size
@@ -70,14 +77,26 @@ class Decoder(nn.Module):
         rnn_input = embedding_size + (hidden_size if input_feeding else 0)
         self.rnn = RNNS[cell](rnn_input, hidden_size, layers, batch_first=True,
                               dropout=dropout if layers > 1 else 0.0)
-        self.attention = Attention(attention, hidden_size, encoder_size) \
+        self.attention = Attention(attention, hidden_size, encoder_size, coverage) \
             if attention != "none" else None
+        self.coverage = coverage
         combine_in = hidden_size + (encoder_size if self.attention is not None else 0)
         self.combine = nn.Linear(combine_in, hidden_size, bias=False)
         self.output = nn.Linear(hidden_size, vocab_size)
         if tied_embeddings:
             self.output.weight = self.embed.weight
         self.bridge = nn.Linear(encoder_size, hidden_size) if bridge == "bridge" else None
+        self.copy_gate = nn.Linear(hidden_size + embedding_size, 1) if copy else None
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Target ids -> embeddings; extended (copied) ids read as ``<unk>``."""
+        if self.copy_gate is not None:
+            ids = ids.masked_fill(ids >= self.vocab_size, UNK_ID)
+        return self.embed(ids)
+
+    def gate(self, h: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """p_gen from attentional vectors h (..., hidden) and previous ids (...) -> (..., 1)."""
+        return torch.sigmoid(self.copy_gate(torch.cat([h, self._embed(prev)], dim=-1)))
 
     # ---- initial state -------------------------------------------------------------------
     def init_state(self, memory: torch.Tensor, final: Hidden, mask: torch.Tensor) -> DecoderState:
@@ -99,24 +118,29 @@ class Decoder(nn.Module):
             hidden = [(zeros, zeros) if self.cell == "lstm" else zeros for _ in range(self.layers)]
         feed = memory.new_zeros(batch, self.hidden_size) if self.input_feeding else None
         keys = self.attention.project_keys(memory) if self.attention is not None else None
-        return DecoderState(hidden, feed, memory, keys, mask)
+        coverage = memory.new_zeros(mask.shape) if self.coverage else None
+        return DecoderState(hidden, feed, memory, keys, mask, coverage)
 
     # ---- pieces shared by training and decoding --------------------------------------------
     def _attend(self, s: torch.Tensor, state: DecoderState, drop: torch.Tensor | None = None,
-                bank: StepGrads | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                bank: StepGrads | None = None, coverage: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """s: (batch, steps, hidden) -> attentional vectors (batch, steps, hidden), weights.
 
         ``drop`` is a precomputed dropout mask for the combined input (input-feeding loop);
-        without it, ordinary dropout applies. ``bank`` defers weight gradients (training loop)."""
+        without it, ordinary dropout applies. ``bank`` defers weight gradients (training loop).
+        ``coverage``: (batch, src_len) attention so far (one step only)."""
         weights = None
         x = s
         if self.attention is not None:
+            cov = coverage.unsqueeze(1) if coverage is not None else None  # (batch, 1, src_len)
             if bank is not None and self.attention.query_layer is not None:
                 q = bank.linear("query", s)  # (batch, steps, hidden)
                 context, weights = self.attention(q, state.keys, state.memory, state.mask,
-                                                  projected_query=True)
+                                                  projected_query=True, coverage=cov)
             else:
-                context, weights = self.attention(s, state.keys, state.memory, state.mask)
+                context, weights = self.attention(s, state.keys, state.memory, state.mask,
+                                                  coverage=cov)
             x = torch.cat([s, context], dim=-1)  # (batch, steps, hidden + encoder_size)
         x = x * drop if drop is not None else self.dropout(x)
         x = bank.linear("combine", x) if bank is not None else self.combine(x)
@@ -170,7 +194,7 @@ class Decoder(nn.Module):
         Returns:
             attentional vectors (batch, tgt_len, hidden) and attention (batch, tgt_len, src_len).
         """
-        emb = self.dropout(self.embed(tgt_in))  # (batch, tgt_len, emb)
+        emb = self.dropout(self._embed(tgt_in))  # (batch, tgt_len, emb)
         if not self.input_feeding:
             if self.cell == "lstm":
                 hx = (torch.stack([h for h, _ in state.hidden]),
@@ -178,7 +202,15 @@ class Decoder(nn.Module):
             else:
                 hx = torch.stack(state.hidden)  # (layers, batch, hidden)
             s, _ = self.rnn(emb, hx)  # (batch, tgt_len, hidden)
-            return self._attend(s, state)
+            if state.coverage is None:
+                return self._attend(s, state)
+            cov, outs, attns = state.coverage, [], []
+            for s_t in s.unbind(1):  # coverage: each step's attention depends on the last
+                h, a = self._attend(s_t.unsqueeze(1), state, coverage=cov)  # (batch, 1, hidden)
+                cov = cov + a.squeeze(1)
+                outs.append(h)
+                attns.append(a)
+            return torch.cat(outs, dim=1), torch.cat(attns, dim=1)
         w_emb, w_feed = self._layer0_weights()
         defer = self.defer_weight_grads and self.training and torch.is_grad_enabled()
         bank = self._step_grads(w_feed) if defer else None
@@ -197,7 +229,7 @@ class Decoder(nn.Module):
             keep = torch.empty(steps, tgt_in.size(0), 1, width, device=emb.device,
                                dtype=emb.dtype).bernoulli_(1 - p).div_(1 - p)
             drops = list(keep.unbind(0))
-        hidden, feed = state.hidden, state.feed
+        hidden, feed, cov = state.hidden, state.feed, state.coverage
         outs, attns = [], []
         # unbind, not pre[:, t]: its backward is one stack, not one zero-filled copy per step
         for t, pre_t in enumerate(pre.unbind(1)):
@@ -212,7 +244,9 @@ class Decoder(nn.Module):
                                                bank.detached["hh"], None)
                 else:
                     hidden, s = self._rnn_step(feed, pre_t, bank.detached["feed"], hidden)
-            h, a = self._attend(s.unsqueeze(1), state, drops[t], bank)  # (batch, 1, hidden)
+            h, a = self._attend(s.unsqueeze(1), state, drops[t], bank, cov)  # (batch, 1, hidden)
+            if cov is not None:
+                cov = cov + a.squeeze(1)
             feed = h.squeeze(1)
             outs.append(feed)
             attns.append(a)
@@ -226,9 +260,10 @@ class Decoder(nn.Module):
         Args:
             prev: (batch,) previous token ids.
         Returns:
-            logits (batch, vocab), the next state, attention weights (batch, src_len) or None.
+            the attentional vector (batch, hidden) (``self.output`` of it gives the logits), the
+            next state, attention weights (batch, src_len) or None.
         """
-        emb = self.embed(prev)  # (batch, emb)
+        emb = self._embed(prev)  # (batch, emb)
         if self.input_feeding:
             w_emb, w_feed = self._layer0_weights()
             hidden, s = self._rnn_step(state.feed, F.linear(emb, w_emb, self.rnn.bias_ih_l0),
@@ -236,8 +271,10 @@ class Decoder(nn.Module):
         else:
             hidden, s = self._rnn_step(emb, self.rnn.bias_ih_l0, self.rnn.weight_ih_l0,
                                        state.hidden)
-        h, a = self._attend(s.unsqueeze(1), state)
+        h, a = self._attend(s.unsqueeze(1), state, coverage=state.coverage)
         h = h.squeeze(1)  # (batch, hidden)
+        a = a.squeeze(1) if a is not None else None  # (batch, src_len)
+        coverage = state.coverage + a if state.coverage is not None else None
         new = DecoderState(hidden, h if self.input_feeding else None, state.memory, state.keys,
-                           state.mask)
-        return self.output(h), new, (a.squeeze(1) if a is not None else None)
+                           state.mask, coverage, state.src_ext, state.n_ext)
+        return h, new, a

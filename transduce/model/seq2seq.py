@@ -1,13 +1,24 @@
 """The encoder-decoder, built from the ``model`` section of the config."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 from transduce.config import ModelConfig
-from transduce.data.vocabulary import PAD_ID
+from transduce.data.vocabulary import BOS_ID, PAD_ID
+from transduce.model import pointer
 from transduce.model.decoders import Decoder, DecoderState
 from transduce.model.encoders import Encoder
+
+
+class Output(NamedTuple):
+    """Teacher-forced outputs for all target steps."""
+
+    logits: torch.Tensor  # (batch, tgt_len, vocab)
+    attention: torch.Tensor | None  # (batch, tgt_len, src_len)
+    p_gen: torch.Tensor | None  # (batch, tgt_len, 1) generation probability, with model.copy
 
 
 class Seq2Seq(nn.Module):
@@ -17,7 +28,9 @@ class Seq2Seq(nn.Module):
                                cfg.cell, cfg.layers, cfg.bidirectional, cfg.dropout)
         self.decoder = Decoder(tgt_vocab_size, cfg.embedding_size, cfg.decoder_hidden_size,
                                self.encoder.output_size, cfg.cell, cfg.layers, cfg.attention,
-                               cfg.input_feeding, cfg.dropout, cfg.bridge, cfg.tied_embeddings)
+                               cfg.input_feeding, cfg.dropout, cfg.bridge, cfg.tied_embeddings,
+                               cfg.copy, cfg.coverage)
+        self.copy = cfg.copy
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -28,18 +41,40 @@ class Seq2Seq(nn.Module):
             self.encoder.embed.weight[PAD_ID].zero_()
             self.decoder.embed.weight[PAD_ID].zero_()
 
-    def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> DecoderState:
-        """src: (batch, src_len), src_lens: (batch,) on CPU -> the decoder's initial state."""
+    def encode(self, src: torch.Tensor, src_lens: torch.Tensor,
+               src_ext: torch.Tensor | None = None) -> DecoderState:
+        """src: (batch, src_len), src_lens: (batch,) on CPU -> the decoder's initial state.
+        With copy, ``src_ext`` (batch, src_len) holds the source as extended target ids."""
         memory, final = self.encoder(src, src_lens)  # (batch, src_len, encoder_size)
         mask = src != PAD_ID  # (batch, src_len)
-        return self.decoder.init_state(memory, final, mask)
+        state = self.decoder.init_state(memory, final, mask)
+        if self.copy:
+            if src_ext is None:
+                raise ValueError("a copy model needs src_ext (the source as extended target ids)")
+            state.src_ext = src_ext
+            state.n_ext = max(0, int(src_ext.max()) + 1 - self.decoder.vocab_size)
+        return state
 
-    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher-forced logits (batch, tgt_len, vocab) and attention (batch, tgt_len, src_len)."""
-        state = self.encode(src, src_lens)
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor,
+                src_ext: torch.Tensor | None = None) -> Output:
+        """Teacher forcing: logits, attention and (with copy) p_gen for every target step."""
+        state = self.encode(src, src_lens, src_ext)
         hidden, attn = self.decoder(tgt_in, state)  # (batch, tgt_len, hidden)
-        return self.decoder.output(hidden), attn
+        p_gen = self.decoder.gate(hidden, tgt_in) if self.copy else None
+        return Output(self.decoder.output(hidden), attn, p_gen)
+
+    def step(self, prev: torch.Tensor, state: DecoderState
+             ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None, torch.Tensor | None]:
+        """One decoding step: prev (rows,) ids -> log-probabilities (rows, vocab [+ n_ext]), the
+        next state, attention (rows, src_len) and p_gen (rows, 1) with copy. ``<pad>`` and
+        ``<s>`` are never outputs: their log-probability is -inf."""
+        h, state, attn = self.decoder.step(prev, state)  # (rows, hidden)
+        logits = self.decoder.output(h).float()
+        logits[:, [PAD_ID, BOS_ID]] = float("-inf")
+        if not self.copy:
+            return torch.log_softmax(logits, dim=-1), state, attn, None
+        p_gen = self.decoder.gate(h, prev)
+        return pointer.mix(logits, attn, p_gen, state.src_ext, state.n_ext), state, attn, p_gen
 
 
 def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:

@@ -5,6 +5,7 @@ Endpoints (every error answers JSON ``{"error": type, "message": text, "details"
     GET  /                    web page (package files only: index.html, app.js, style.css)
     POST /translate           {"text": ["..."], "beam_size": 5, ...} -> {"translations": ["..."]}
          ?attention=true      adds "attention": per input {"matrix", "src_tokens", "tgt_tokens"}
+                              (+ "copy": per output token, the probability it was copied)
     GET  /health              {"status": "ok", "model": {...}, "decoding": {...}, "limits": {...}}
     GET  /metrics             Prometheus text: requests, errors, latency, batch sizes, queue
 
@@ -385,8 +386,11 @@ def attention_json(result) -> dict:
     if a.size(0) > len(tgt):
         tgt.append("</s>")
     a = a[:len(tgt), :len(src)].float().nan_to_num(0.0)
-    return {"matrix": [[round(x, 4) for x in row] for row in a.tolist()],
-            "src_tokens": src, "tgt_tokens": tgt}
+    out = {"matrix": [[round(x, 4) for x in row] for row in a.tolist()],
+           "src_tokens": src, "tgt_tokens": tgt}
+    if result.copy is not None:  # copy models: probability that each output token was copied
+        out["copy"] = [round(x, 4) for x in result.copy[:len(tgt)].float().tolist()]
+    return out
 
 
 def model_info(translator, name: str | None) -> dict:

@@ -32,6 +32,7 @@ from transduce.data.vocabulary import PAD_ID
 from transduce.decode.translator import Translator, pick_device
 from transduce.errors import TransduceError
 from transduce.evaluate import evaluate, perplexity
+from transduce.model.pointer import copy_nll, coverage_loss, source_ext_ids, target_ext_ids
 from transduce.model.seq2seq import build_model
 from transduce.train.checkpoint import (STATE, find_checkpoint, load_trainer_state,
                                         load_weights, save_checkpoint)
@@ -246,8 +247,14 @@ class Trainer:
                                d.skip_bad_pairs)
         self.train_src = [np.array(self.src.vocab.encode(src_tok[i]), dtype=np.int64)
                           for i in keep]
-        self.train_tgt = [np.array(self.tgt.vocab.encode(tgt_tok[i]), dtype=np.int64)
-                          for i in keep]
+        self.train_ext: list[np.ndarray] | None = None  # copy: the source as target-side ids
+        if config.model.copy:
+            ext = [self._copy_ids(src_tok[i], tgt_tok[i]) for i in keep]
+            self.train_ext = [np.array(s, dtype=np.int64) for s, _ in ext]
+            self.train_tgt = [np.array(t, dtype=np.int64) for _, t in ext]
+        else:
+            self.train_tgt = [np.array(self.tgt.vocab.encode(tgt_tok[i]), dtype=np.int64)
+                              for i in keep]
         self.src_lens = np.array([len(s) for s in self.train_src])
         self.tgt_lens = np.array([len(s) for s in self.train_tgt])
         log.info("training data: %d pairs from %s (mean %.1f source / %.1f target tokens)",
@@ -314,9 +321,15 @@ class Trainer:
                         "memory within the budget", over, t.batch_tokens, int(cost.max()),
                         d.max_src_len, d.max_tgt_len)
 
+    def _copy_ids(self, src: list[str], tgt: list[str]) -> tuple[list[int], list[int]]:
+        """Copy models: (source, target) tokens -> extended ids (see model/pointer.py)."""
+        src_ext, oovs = source_ext_ids(src, self.tgt.vocab)
+        return src_ext, target_ext_ids(tgt, self.tgt.vocab, oovs)
+
     def _batch(self, idx: np.ndarray) -> Batch:
+        ext = [self.train_ext[i] for i in idx] if self.train_ext is not None else None
         return make_batch([self.train_src[i] for i in idx],
-                          [self.train_tgt[i] for i in idx]).to(self.device)
+                          [self.train_tgt[i] for i in idx], ext).to(self.device)
 
     def _autocast(self):
         p = self.cfg.training.precision
@@ -327,11 +340,20 @@ class Trainer:
 
     # ---- one update -------------------------------------------------------------------------
     def _loss(self, b: Batch, label_smoothing: float) -> torch.Tensor:
-        """Summed (smoothed) cross-entropy of one batch; the logits die with this frame."""
+        """Summed (smoothed) cross-entropy of one batch, plus the weighted coverage loss with
+        model.coverage; the logits die with this frame."""
         with self._autocast():
-            logits, _ = self.model(b.src, b.src_lens, b.tgt_in)  # (batch, tgt_len, vocab)
-        return smoothed_nll(logits.float().view(-1, logits.size(-1)), b.tgt_out.view(-1),
+            out = self.model(b.src, b.src_lens, b.tgt_in, b.src_ext)  # logits (batch, tgt, vocab)
+        if out.p_gen is not None:
+            loss = copy_nll(out.logits, out.attention, out.p_gen, b.src_ext, b.tgt_out,
                             label_smoothing)
+        else:
+            loss = smoothed_nll(out.logits.float().view(-1, out.logits.size(-1)),
+                                b.tgt_out.view(-1), label_smoothing)
+        if self.cfg.model.coverage:
+            loss = loss + self.cfg.training.coverage_weight * coverage_loss(out.attention,
+                                                                            b.tgt_out)
+        return loss
 
     def _update(self, batches: list[Batch]) -> float:
         """Forward/backward over ``batches`` (gradient accumulation), one optimizer step.
@@ -510,8 +532,15 @@ class Trainer:
         if self._dev_loss_batches is not None:
             return self._dev_loss_batches
         t, d = self.cfg.training, self.cfg.data
-        src = [self.src.encode(s) for s in self.dev_src]
-        tgt = [self.tgt.encode(s) for s in self.dev_ref]
+        src_tok = [self.src.tokenize(s) for s in self.dev_src]
+        tgt_tok = [self.tgt.tokenize(s) for s in self.dev_ref]
+        src = [self.src.vocab.encode(s) for s in src_tok]
+        ext = None
+        if self.cfg.model.copy:
+            both = [self._copy_ids(s, t) for s, t in zip(src_tok, tgt_tok)]
+            ext, tgt = [e for e, _ in both], [t for _, t in both]
+        else:
+            tgt = [self.tgt.vocab.encode(t) for t in tgt_tok]
         pairs = [i for i in range(len(src)) if src[i]
                  and len(src[i]) <= d.max_src_len and len(tgt[i]) <= d.max_tgt_len]
         if len(pairs) < len(src):
@@ -520,7 +549,8 @@ class Trainer:
         budget = t.batch_tokens or t.batch_size * batch_cost(1, d.max_src_len, d.max_tgt_len + 1,
                                                              self.att_cost)
         self._dev_loss_batches = [
-            make_batch([src[pairs[i]] for i in idx], [tgt[pairs[i]] for i in idx])
+            make_batch([src[pairs[i]] for i in idx], [tgt[pairs[i]] for i in idx],
+                       [ext[pairs[i]] for i in idx] if ext is not None else None)
             for idx in batch_indices(np.array([len(src[i]) for i in pairs], dtype=np.int64),
                                      np.array([len(tgt[i]) for i in pairs], dtype=np.int64),
                                      batch_tokens=int(budget), att_cost=self.att_cost,
@@ -535,10 +565,14 @@ class Trainer:
         for b in self._dev_batches():
             b = b.to(self.device)
             with self._autocast():
-                logits, _ = self.model(b.src, b.src_lens, b.tgt_in)
-            total += float(F.cross_entropy(logits.float().view(-1, logits.size(-1)),
-                                           b.tgt_out.view(-1), ignore_index=PAD_ID,
-                                           reduction="sum"))
+                out = self.model(b.src, b.src_lens, b.tgt_in, b.src_ext)
+            if out.p_gen is not None:
+                total += float(copy_nll(out.logits, out.attention, out.p_gen, b.src_ext,
+                                        b.tgt_out))
+            else:
+                total += float(F.cross_entropy(out.logits.float().view(-1, out.logits.size(-1)),
+                                               b.tgt_out.view(-1), ignore_index=PAD_ID,
+                                               reduction="sum"))
             n += b.n_tgt_tokens
         return total, n
 

@@ -66,7 +66,9 @@ function result(att, text) {
 
   const table = el("table", { class: "heatmap" });
   const cols = att.src_tokens.map((t) => el("th", { scope: "col" }, t));
-  table.append(el("thead", {}, el("tr", {}, el("th"), ...cols)));
+  const copy = att.copy || null;  // copy models: probability each output token was copied
+  const head = copy ? [...cols, el("th", { scope: "col", class: "copy" }, "copy")] : cols;
+  table.append(el("thead", {}, el("tr", {}, el("th"), ...head)));
   const body = el("tbody");
   const outSpans = [];
   att.matrix.forEach((row, r) => {
@@ -77,6 +79,12 @@ function result(att, text) {
       td.style.background = `rgba(var(--accent), ${w.toFixed(3)})`;  // CSSOM: allowed by the CSP
       tr.append(td);
     });
+    if (copy) {
+      const p = copy[r] || 0;
+      const td = el("td", { class: "copy", title: `${tgt}: copied with p = ${p.toFixed(2)}` });
+      td.style.background = `rgba(230, 120, 20, ${p.toFixed(3)})`;
+      tr.append(td);
+    }
     body.append(tr);
     const best = Math.max(...row);
     const on = (flag) => {
