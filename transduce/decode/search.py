@@ -123,7 +123,6 @@ def _banned_ngrams(history: list[int], n: int) -> list[int]:
             if history[i:i + n - 1] == prefix]
 
 
-@torch.inference_mode()
 def coverage_penalty(coverage: torch.Tensor, beta: float) -> float:
     """GNMT coverage penalty beta * sum_i log(min(coverage_i, 1)) over source positions
     (coverage: (src_len,) attention summed over the output); 0 when beta is 0."""
@@ -132,6 +131,7 @@ def coverage_penalty(coverage: torch.Tensor, beta: float) -> float:
     return beta * float(coverage.clamp(1e-6, 1.0).log().sum())
 
 
+@torch.inference_mode()
 def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: list[int],
                 *, beam_size: int = 5, n_best: int = 1, alpha: float = 1.0,
                 beta: float = 0.0, no_repeat_ngram_size: int = 0, return_attention: bool = False,
