@@ -257,8 +257,10 @@ class System:
 
 
 class Transduce(System):
-    """This repository's toolkit, run from its own venv (`--transduce-python`)."""
+    """This repository's toolkit, run from its own venv (`--transduce-python`), with MLP
+    (Bahdanau) attention like Joey NMT's."""
     name = "transduce"
+    attention = "mlp"
 
     def __init__(self, cache: Path, python: Path):
         super().__init__(cache)
@@ -275,7 +277,7 @@ class Transduce(System):
             "name": "peers-reverse", "seed": 1, "model_dir": str(self.run_dir / "model"),
             "data": {"train": f"{d}/train", "dev": f"{d}/dev", "test": f"{d}/test",
                      "src_lang": "src", "tgt_lang": "tgt", "tokenizer": "word"},
-            "model": {"cell": "lstm", "attention": "mlp", "embedding_size": MODEL["emb"],
+            "model": {"cell": "lstm", "attention": self.attention, "embedding_size": MODEL["emb"],
                       "encoder_hidden_size": MODEL["enc"], "bidirectional": True,
                       "decoder_hidden_size": MODEL["dec"], "layers": 1,
                       "input_feeding": True, "dropout": MODEL["dropout"]},
@@ -527,6 +529,13 @@ def run_system(system: System, minutes: float, split: str, bleu_py: Path) -> dic
     return result
 
 
+class TransduceGeneral(Transduce):
+    """transduce with bilinear ("general") attention: the same attention as fairseq's `lstm`
+    (scores h_dec . W h_enc, then tanh(W [context; h_dec]) as the decoder output)."""
+    name = "transduce-general"
+    attention = "general"
+
+
 def table(results: dict) -> str:
     """Fixed-width text table of the headline numbers."""
     cols = ["system", "params", "tgt tok/s", "pad %", "updates", "BLEU b5", "BLEU b1",
@@ -550,8 +559,8 @@ def table(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--systems", default="transduce,joey,fairseq",
-                    help="comma-separated subset of transduce,joey,fairseq")
+    ap.add_argument("--systems", default="transduce,transduce-general,joey,fairseq",
+                    help="comma-separated subset of transduce,transduce-general,joey,fairseq")
     ap.add_argument("--minutes", type=float, help="training budget per system (default 3)")
     ap.add_argument("--quick", action="store_true",
                     help=f"1-minute budget and a {QUICK_TEST}-sentence test set")
@@ -567,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache.expanduser().resolve()
     makers: dict[str, Callable[[], System]] = {
         "transduce": lambda: Transduce(cache, args.transduce_python),
+        "transduce-general": lambda: TransduceGeneral(cache, args.transduce_python),
         "joey": lambda: Joey(cache), "fairseq": lambda: Fairseq(cache)}
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
     if not names or set(names) - set(makers):
