@@ -34,7 +34,7 @@ def attention_figure(attention: torch.Tensor, src_tokens: list[str], tgt_tokens:
     ax.set_ylabel("output")
     if title:
         ax.set_title(title)
-    fig.colorbar(im, ax=fig.axes, fraction=0.04)
+    fig.colorbar(im, ax=ax if copy is None else fig.axes, fraction=0.04)
     fig.tight_layout()
     return fig
 
