@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -68,10 +69,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from transduce.train.trainer import Trainer, TrainingInterrupted
 
     config = load_config(args.config, args.set)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
+        from transduce.train.distributed import launch
+
+        return launch(args.nproc, ["train", args.config, *(["--set", *args.set] if args.set
+                                                           else []),
+                                   *(["--overwrite"] if args.overwrite else []),
+                                   *(["--debug"] if getattr(args, "debug", False) else [])])
     try:
         Trainer(config, overwrite=args.overwrite).train()
     except TrainingInterrupted as e:
-        print(f"interrupted: {e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            print(f"interrupted: {e}", file=sys.stderr)
         return e.exit_code
     return 0
 
@@ -225,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override config values, e.g. --set training.lr=3e-4")
     t.add_argument("--overwrite", action="store_true", help="start afresh, ignoring last/")
+    t.add_argument("--nproc", type=POSITIVE, default=1,
+                   help="data-parallel processes on this machine (runs torchrun; one per GPU "
+                        "on CUDA)")
     t.set_defaults(func=cmd_train)
 
     def decoding(sp: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 
 from transduce.config import Config, save_config
 from transduce.data.batching import (Batch, attention_cost, batch_cost, batch_indices,
@@ -34,9 +35,11 @@ from transduce.errors import TransduceError
 from transduce.evaluate import evaluate, perplexity
 from transduce.model.pointer import copy_nll, coverage_loss, source_ext_ids, target_ext_ids
 from transduce.model.seq2seq import build_model
+from transduce.train import distributed
 from transduce.train.checkpoint import (STATE, find_checkpoint, load_trainer_state,
                                         load_weights, save_checkpoint)
 from transduce.train.optim import Schedule, build_optimizer
+from transduce.train.tensorboard import Board
 
 log = logging.getLogger("transduce")
 HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False, "ppl": False}
@@ -166,23 +169,31 @@ class Trainer:
         if d.test:  # read again at the end; checked now so a typo does not wait for hours
             read_parallel(*resolve_pair(d.test, d.src_lang, d.tgt_lang), key="data.test")
 
-        # ---- model_dir ---------------------------------------------------------------------
-        if overwrite:
+        # ---- model_dir (under torchrun: rank 0 alone, the other ranks wait for it) ------------
+        self.world = distributed.init(pick_device(t.device))
+        self._log_handler: logging.Handler | None = None
+        if not self.world.main:
+            log.setLevel(logging.ERROR)  # rank 0 reports for all
+            distributed.barrier()  # until rank 0 has prepared model_dir and last/ (_join_ranks)
+        elif overwrite:
             for name in MODEL_DIR_ENTRIES:
                 p = self.model_dir / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         self.resume_from = self._resumable()
-        try:
-            self.model_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.model_dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as e:
-            raise TransduceError(f"{self.model_dir}: model_dir is not writable ({e.strerror}); "
-                                 "choose another model_dir or fix its permissions") from None
-        self._log_handler: logging.Handler | None = _setup_logging(self.model_dir)
+        if self.world.main:
+            try:
+                self.model_dir.mkdir(parents=True, exist_ok=True)
+                probe = self.model_dir / ".write-test"
+                probe.write_text("")
+                probe.unlink()
+            except OSError as e:
+                raise TransduceError(f"{self.model_dir}: model_dir is not writable "
+                                     f"({e.strerror}); choose another model_dir or fix its "
+                                     "permissions") from None
+            self._log_handler = _setup_logging(self.model_dir)
         try:
             self._setup(train_src, train_tgt, src_path)
+            self._join_ranks()
         except BaseException:
             self._close_log()
             raise
@@ -229,9 +240,15 @@ class Trainer:
         config, t, d = self.cfg, self.cfg.training, self.cfg.data
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.device = pick_device(t.device)
+        self.device = distributed.rank_device(pick_device(t.device), self.world)
         if t.precision == "fp16" and self.device.type != "cuda":
             raise TransduceError("training.precision=fp16 needs a CUDA device; use bf16 on CPU")
+        if (t.precision == "bf16" and self.device.type == "cpu"
+                and not torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            log.warning("training.precision=bf16 on a CPU without bf16 instructions (%s): "
+                        "matrix products run about 20x slower than in fp32 "
+                        "(docs/performance.md); use fp32",
+                        torch.backends.cpu.get_cpu_capability())
         random.seed(config.seed)
         np.random.seed(config.seed)
         torch.manual_seed(config.seed)
@@ -274,7 +291,12 @@ class Trainer:
                                        len(self.tgt.vocab))
         self.optimizer = build_optimizer(t, self.model.parameters())
         self.batches_per_epoch = len(self._epoch_batches(0))
-        total = t.max_steps or math.ceil(t.max_epochs * self.batches_per_epoch / t.accumulate)
+        if not self.batches_per_epoch:
+            raise TransduceError(f"the training data makes fewer batches than the "
+                                 f"{self.world.size} processes; use smaller batches "
+                                 "(training.batch_size / batch_tokens) or fewer processes")
+        total = t.max_steps or math.ceil(t.max_epochs * self.batches_per_epoch /
+                                         (t.accumulate * self.world.size))
         self.total_steps = total
         self.metric = t.early_stopping_metric
         self.schedule = Schedule(t, self.optimizer, total, HIGHER_IS_BETTER[self.metric])
@@ -290,10 +312,32 @@ class Trainer:
         self.nonfinite_run = 0  # ... of which in a row, up to now
         if self.resume_from:
             self._restore(self.resume_from)
+        self.board = Board(self.model_dir / "tensorboard", self.step if self.resume_from else None
+                           ) if t.tensorboard and self.world.main else None
         # written once the run is known to be sound, so a failed start leaves the old one
-        save_config(config, self.model_dir / "config.yaml")
+        if self.world.main:
+            save_config(config, self.model_dir / "config.yaml")
+
+    def _join_ranks(self) -> None:
+        """Under torchrun, make the ranks one run. On a fresh run rank 0 writes the initial
+        ``last/`` first; the other ranks (waiting in ``__init__`` until now) resume from it, so
+        all share rank 0's vocabularies and start. ``self.net`` is the model wrapped in
+        DistributedDataParallel, which averages the gradients; ``self.model`` stays the plain
+        module (checkpoints, validation)."""
+        self.net: torch.nn.Module = self.model
+        if self.world.size == 1:
+            return
+        if self.world.main:
+            if not self.resume_from:
+                self._write_last([_rng_state()])
+            distributed.barrier()
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.net = DistributedDataParallel(self.model, device_ids=ids)
 
     def _close_log(self) -> None:
+        if getattr(self, "board", None) is not None:
+            self.board.close()
+            self.board = None
         if self._log_handler is not None:
             log.removeHandler(self._log_handler)
             self._log_handler.close()
@@ -301,10 +345,13 @@ class Trainer:
 
     # ---- batches ----------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """The epoch's batches in order; with several ranks cut to a multiple of their number
+        (rank r trains on batches r, r + ranks, ...: all ranks make the same number of steps)."""
         t = self.cfg.training
-        return batch_indices(self.src_lens, self.tgt_lens, batch_size=t.batch_size,
-                             batch_tokens=t.batch_tokens, seed=self.cfg.seed, epoch=epoch,
-                             att_cost=self.att_cost)
+        batches = batch_indices(self.src_lens, self.tgt_lens, batch_size=t.batch_size,
+                                batch_tokens=t.batch_tokens, seed=self.cfg.seed, epoch=epoch,
+                                att_cost=self.att_cost)
+        return batches[:len(batches) - len(batches) % self.world.size]
 
     def _warn_oversized(self) -> None:
         """Pairs that exceed the token budget alone are trained one per batch: say so, once."""
@@ -343,7 +390,7 @@ class Trainer:
         """Summed (smoothed) cross-entropy of one batch, plus the weighted coverage loss with
         model.coverage; the logits die with this frame."""
         with self._autocast():
-            out = self.model(b.src, b.src_lens, b.tgt_in, b.src_ext)  # logits (batch, tgt, vocab)
+            out = self.net(b.src, b.src_lens, b.tgt_in, b.src_ext)  # logits (batch, tgt, vocab)
         if out.p_gen is not None:
             loss = copy_nll(out.logits, out.attention, out.p_gen, b.src_ext, b.tgt_out,
                             label_smoothing)
@@ -355,18 +402,27 @@ class Trainer:
                                                                             b.tgt_out)
         return loss
 
-    def _update(self, batches: list[Batch]) -> float:
-        """Forward/backward over ``batches`` (gradient accumulation), one optimizer step.
-        Returns the summed smoothed cross-entropy; NaN if the update was skipped."""
+    def _update(self, batches: list[Batch]) -> tuple[float, int, int]:
+        """Forward/backward over this rank's ``batches`` (gradient accumulation), one optimizer
+        step. Returns the summed smoothed cross-entropy (NaN if the update was skipped), target
+        tokens and target padding, each summed over all ranks.
+
+        The gradient is that of the loss summed over all ranks' batches, divided by their target
+        token count. DDP averages the ranks' gradients, so each rank scales its loss by the
+        number of ranks: N ranks with one batch each update the weights as one process that
+        accumulates the same N batches."""
         t = self.cfg.training
-        n_tokens = sum(b.n_tgt_tokens for b in batches)
+        n_tokens, n_pad = (int(x) for x in distributed.all_reduce(
+            [sum(b.n_tgt_tokens for b in batches), sum(b.n_pad for b in batches)], self.device))
         self.model.train()
         total = torch.zeros((), device=self.device)
-        for b in batches:
-            loss = self._loss(b, t.label_smoothing)  # the logits are freed before backward
-            self.scaler.scale(loss / n_tokens).backward()
+        for i, b in enumerate(batches):
+            last = i == len(batches) - 1  # DDP all-reduces the gradients in the last backward
+            with nullcontext() if last or self.world.size == 1 else self.net.no_sync():
+                loss = self._loss(b, t.label_smoothing)  # the logits are freed before backward
+                self.scaler.scale(loss * self.world.size / n_tokens).backward()
             total += loss.detach()
-        total_f = float(total)
+        total_f = distributed.all_reduce([float(total)], self.device)[0]
         if not math.isfinite(total_f):
             self.optimizer.zero_grad(set_to_none=True)
             self.nonfinite += 1
@@ -379,7 +435,7 @@ class Trainer:
                     f"{self.step + 1}); training stopped, the checkpoints in {self.model_dir} are "
                     "intact. Lower training.lr, set training.clip_grad_norm or use "
                     "training.precision: fp32, then run the same command to resume")
-            return float("nan")
+            return float("nan"), n_tokens, n_pad
         self.nonfinite_run = 0
         if t.clip_grad_norm:
             self.scaler.unscale_(self.optimizer)
@@ -388,7 +444,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.step()
-        return total_f
+        return total_f, n_tokens, n_pad
 
     # ---- the loop -----------------------------------------------------------------------------
     def train(self) -> Translator:
@@ -425,7 +481,7 @@ class Trainer:
             reason = self._finished()
             if reason:
                 log.info("nothing left to train at step %d (%s)", self.step, reason)
-            progress = _Progress(self.total_steps, self.step)
+            progress = _Progress(self.total_steps, self.step, self.world.main)
             self._window = _Window()
             try:
                 while not reason and self.epoch < t.max_epochs:
@@ -450,26 +506,30 @@ class Trainer:
             log.info("training finished after %d updates (%s); %.1f min of training", self.step,
                      reason, self.elapsed / 60)
             translator = Translator.load(self.model_dir, "best", str(self.device))
-            if self.cfg.data.test:
+            if self.cfg.data.test and self.world.main:
                 self.test(translator)
             return translator
         finally:
             self._close_log()
+            if self.world.size > 1:
+                distributed.shutdown()
 
     def _train_epoch(self, progress: "_Progress", stop_signal: list[int]) -> str:
         """The rest of the current epoch; returns why training stops, or "" at the epoch's end."""
         t = self.cfg.training
         batches = self._epoch_batches(self.epoch)
+        per_step = t.accumulate * self.world.size
         while self.batch_in_epoch < len(batches):
-            group = batches[self.batch_in_epoch:self.batch_in_epoch + t.accumulate]
+            group = batches[self.batch_in_epoch:self.batch_in_epoch + per_step]
             tic = time.perf_counter()
-            data = [self._batch(idx) for idx in group]
-            loss = self._update(data)
+            data = [self._batch(idx) for idx in group[self.world.rank::self.world.size]]
+            loss, n_tok, n_pad = self._update(data)
             self.batch_in_epoch += len(group)
             self.step += 1
             dt = time.perf_counter() - tic
             self.elapsed += dt
-            self._window.add(loss, data, dt)
+            signum = self._agree(stop_signal[0] if stop_signal else 0)
+            self._window.add(loss, n_tok, n_pad, dt)
             if self.step % t.log_every == 0:
                 self._log_train(self._window, progress)
                 self._window = _Window()
@@ -483,11 +543,20 @@ class Trainer:
                 saved = True
             if stop:
                 return stop
-            if stop_signal:
+            if signum:
                 if not saved:
                     self.save()
-                raise TrainingInterrupted(stop_signal[0], self.step, self.model_dir)
+                raise TrainingInterrupted(signum, self.step, self.model_dir)
         return ""
+
+    def _agree(self, signum: int) -> int:
+        """Make the ranks take the same decisions after an update: each learns the largest
+        signal number any rank has received (0: none) and takes the longest training time (for
+        max_minutes)."""
+        if self.world.size == 1:
+            return signum
+        signum, self.elapsed = distributed.all_reduce([signum, self.elapsed], self.device, "max")
+        return int(signum)
 
     def _finished(self) -> str:
         """Why a (resumed) run has nothing left to do, or ""."""
@@ -514,12 +583,17 @@ class Trainer:
                   "skipped_nonfinite": self.nonfinite}
         eta = progress.eta(self.step, self.elapsed, self.cfg.training.max_minutes)
         progress.describe(f"loss {loss:.3f} | {tok_s:,.0f} tok/s")
+        if self.board:
+            self.board.scalars("train", {k: record[k] for k in ("loss", "ppl", "lr", "tgt_tok_s")},
+                               self.step)
         log.info("step %d | epoch %d | loss %.4f | ppl %.2f | lr %.2e | %s tgt tok/s | pad %.1f%%"
                  " | eta %s", self.step, self.epoch + 1, loss, record["ppl"], record["lr"],
                  f"{tok_s:,.0f}", 100 * pad, eta)
         self._metrics(record)
 
     def _metrics(self, record: dict) -> None:
+        if not self.world.main:
+            return
         with open(self.model_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -577,8 +651,18 @@ class Trainer:
         return total, n
 
     def validate(self) -> bool:
-        """Score the dev set, keep best/. Returns True when early stopping says stop."""
+        """Rank 0 scores the dev set and keeps best/; every rank learns the outcome (early
+        stopping, plateau schedule). Returns True when early stopping says stop."""
         self.validated_at = self.step
+        stop = self._validate() if self.world.main else False
+        if self.world.size > 1:
+            stop, self.best_score, self.bad_validations, schedule = distributed.broadcast(
+                (stop, self.best_score, self.bad_validations, self.schedule.state_dict()))
+            self.schedule.load_state_dict(schedule)
+        return stop
+
+    def _validate(self) -> bool:
+        """:meth:`validate`'s work, on rank 0: dev loss, greedy translation, scores, best/."""
         if not self.dev_src:
             save_checkpoint(self.model_dir / "best", self.model, self._meta({}))
             return False
@@ -606,6 +690,11 @@ class Trainer:
         self._metrics({"event": "valid", "step": self.step, "epoch": self.epoch + 1,
                        "dev_loss": scores["loss"], "dev_ppl": scores["ppl"],
                        "bleu": scores["bleu"], "chrf": scores["chrf"], "best": better})
+        if self.board:
+            self.board.scalars("dev", {k: scores[k] for k in ("loss", "ppl", "bleu", "chrf")},
+                               self.step)
+            if self.cfg.model.attention != "none":
+                self.board.attention(translator, self.dev_src[:Board.SENTENCES], self.step)
         patience = self.cfg.training.patience
         return bool(patience and self.bad_validations >= patience)
 
@@ -627,14 +716,23 @@ class Trainer:
                 "n_params": self.n_params}
 
     def save(self) -> None:
-        """Write last/ with the full trainer state (atomic)."""
+        """Write last/ with the full trainer state (atomic). Every rank calls it: rank 0 collects
+        the ranks' RNG states and writes."""
+        rngs = distributed.gather_state(_rng_state())
+        if self.world.main:
+            self._write_last(rngs)
+
+    def _write_last(self, rngs: list[dict]) -> None:
+        """``rngs``: the RNG states of ranks 0, 1, ... (only rank 0's for the initial last/ of a
+        multi-process run: the other ranks then seed their own)."""
         state = {
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "best_score": self.best_score, "bad_validations": self.bad_validations,
             "elapsed": self.elapsed, "nonfinite": self.nonfinite,
             "nonfinite_run": self.nonfinite_run, "validated_at": self.validated_at,
             "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": _rng_state(),
+            "scaler": self.scaler.state_dict(), "rng": rngs[0], "rank_rng": rngs[1:],
+            "world_size": self.world.size,
         }
         save_checkpoint(self.model_dir / "last", self.model,
                         self._meta({"best": self.best_score}), state)
@@ -644,11 +742,21 @@ class Trainer:
         early-stopping state and RNG states, so the run goes on as if never stopped."""
         load_weights(self.model, path, self.device)
         state = load_trainer_state(path)
+        size = state.get("world_size", 1)
+        if size != self.world.size:
+            raise TransduceError(
+                f"{path}: written by a run with {size} process(es), resumed with "
+                f"{self.world.size}; resume with the same number (transduce train --nproc {size}"
+                ", or torchrun --nproc_per_node), or use --overwrite to start afresh")
+        rngs = [state["rng"], *state.get("rank_rng", [])]
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.schedule.load_state_dict(state["schedule"])
             self.scaler.load_state_dict(state["scaler"])
-            _set_rng_state(state["rng"])
+            if self.world.rank < len(rngs):
+                _set_rng_state(rngs[self.world.rank])
+            else:  # the initial last/ of a multi-process run: a dropout stream of its own
+                torch.manual_seed(self.cfg.seed + self.world.rank)
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
             raise TransduceError(f"{path / STATE}: the saved optimizer/schedule/RNG state does "
                                  f"not fit this run ({type(e).__name__}: {str(e)[:100]}); use "
@@ -666,21 +774,22 @@ class _Window:
     def __init__(self) -> None:
         self.loss, self.tok, self.pad, self.time, self.updates = 0.0, 0, 0, 0.0, 0
 
-    def add(self, loss: float, batches: list[Batch], seconds: float) -> None:
+    def add(self, loss: float, tokens: int, pad: int, seconds: float) -> None:
         if math.isfinite(loss):
             self.loss += loss
-            self.tok += sum(b.n_tgt_tokens for b in batches)
-            self.pad += sum(b.n_pad for b in batches)
+            self.tok += tokens
+            self.pad += pad
         self.time += seconds
         self.updates += 1
 
 
 class _Progress:
-    """A rich progress bar on a terminal; nothing otherwise (the log lines carry the numbers)."""
+    """A rich progress bar on a terminal (rank 0's); nothing otherwise (the log lines carry the
+    numbers)."""
 
-    def __init__(self, total: int, done: int):
+    def __init__(self, total: int, done: int, show: bool = True):
         self.bar = None
-        if sys.stderr.isatty():
+        if show and sys.stderr.isatty():
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeRemainingColumn)
 
