@@ -133,8 +133,11 @@ def train_process(cmd: list[str | Path], out: Path, env: dict | None = None,
     output (for toolkits without a wall-clock stop of their own)."""
     t0 = time.perf_counter()
     with open(out, "wb") as fout:
+        # SIGINT back to its default: a shell's background job starts with it ignored, and a
+        # Python child that inherits SIG_IGN never raises KeyboardInterrupt (Joey's stop)
         proc = subprocess.Popen([str(c) for c in cmd], stdout=fout, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+                                stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     mem, started, interrupted = PeakMemory(proc.pid), None, False
     while proc.poll() is None:
         time.sleep(0.5)
