@@ -22,7 +22,6 @@ import torch
 
 from transduce.config import load_config
 from transduce.data.batching import make_batch
-from transduce.model.decoders import Decoder
 from transduce.model.seq2seq import build_model
 from transduce.train.trainer import smoothed_nll
 
@@ -40,11 +39,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--input-feeding", default="true", choices=["true", "false"])
     p.add_argument("--attention", default="mlp", choices=["mlp", "dot", "general"])
-    p.add_argument("--defer-weight-grads", default="true", choices=["true", "false"],
-                   help="the decoder's per-step weight gradients in one GEMM (model/stepgrad.py)")
     p.add_argument("--rows", type=int, default=15)
     a = p.parse_args()
-    Decoder.defer_weight_grads = a.defer_weight_grads == "true"
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -75,14 +71,14 @@ def main() -> None:
     seconds = time.perf_counter() - tic
     header = (f"profile of {a.steps} training steps ({tokens} target tokens, "
               f"{tokens / seconds:,.0f} tgt tok/s under the profiler), {torch.get_num_threads()} "
-              f"threads, input feeding {a.input_feeding}, {a.attention} attention, deferred weight "
-              f"gradients {a.defer_weight_grads}, torch {torch.__version__}")
+              f"threads, input feeding {a.input_feeding}, {a.attention} attention, torch "
+              f"{torch.__version__}")
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=a.rows)
     text = f"{header}\n{table}"
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
-    suffix = ((f"-t{a.threads}" if a.threads else "") + (f"-{a.attention}" if a.attention != "mlp"
-              else "") + ("-nodefer" if a.defer_weight_grads == "false" else ""))
+    suffix = (f"-t{a.threads}" if a.threads else "") + (f"-{a.attention}" if a.attention != "mlp"
+                                                         else "")
     path = OUT / f"profile-{dt.date.today().isoformat()}{suffix}.txt"
     path.write_text(text + "\n", encoding="utf-8")
     print(f"written to {path}")

@@ -101,27 +101,3 @@ def test_dot_attention_with_mismatched_sizes_projects_keys():
     assert m.decoder.attention.key_layer is not None
     m2 = _model(attention="dot", encoder_hidden_size=8, decoder_hidden_size=16)
     assert m2.decoder.attention.key_layer is None  # 2 x 8 == 16: plain dot product
-
-
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-@pytest.mark.parametrize("attention", ["none", "general", "mlp"])
-def test_deferred_weight_gradients_equal_autograd(cell, attention):
-    """The input-feeding training loop computes per-step weight gradients in one GEMM
-    (stepgrad.py); they must equal plain autograd's, which eval mode uses."""
-    torch.manual_seed(0)
-    model = Seq2Seq(ModelConfig(cell=cell, attention=attention, layers=2, embedding_size=12,
-                                encoder_hidden_size=8, decoder_hidden_size=16, dropout=0.0),
-                    20, 20).double()
-    b = _reverse_batch(5)
-
-    def grads(train: bool) -> dict:
-        model.zero_grad()
-        model.train(train)
-        logits = model(b.src, b.src_lens, b.tgt_in).logits
-        F.cross_entropy(logits.view(-1, 20), b.tgt_out.view(-1), ignore_index=PAD_ID).backward()
-        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-    deferred, plain = grads(True), grads(False)
-    assert deferred.keys() == plain.keys()
-    for name in plain:
-        assert torch.allclose(deferred[name], plain[name], atol=1e-10), name

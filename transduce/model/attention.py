@@ -40,20 +40,19 @@ class Attention(nn.Module):
         return memory if self.key_layer is None else self.key_layer(memory)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
-                mask: torch.Tensor, projected_query: bool = False,
-                coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                mask: torch.Tensor, coverage: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
             query: (batch, steps, query_size); keys: (batch, src_len, query_size) from
                 :meth:`project_keys`; memory: (batch, src_len, key_size); mask: (batch, src_len),
-                True at real source tokens. ``projected_query``: mlp's query layer was already
-                applied by the caller. coverage: (batch, steps, src_len) attention summed over
-                the earlier steps (with ``coverage=True``).
+                True at real source tokens. coverage: (batch, steps, src_len) attention summed
+                over the earlier steps (with ``coverage=True``).
         Returns:
             context: (batch, steps, key_size); weights: (batch, steps, src_len).
         """
         if self.kind == "mlp":
-            q = query if projected_query else self.query_layer(query)  # (batch, steps, query)
+            q = self.query_layer(query)  # (batch, steps, query)
             hidden = q.unsqueeze(2) + keys.unsqueeze(1)  # (batch, steps, src_len, q)
             if self.coverage_layer is not None:
                 hidden = hidden + self.coverage_layer(coverage.unsqueeze(-1))

@@ -28,7 +28,6 @@ from torch import nn
 from transduce.data.vocabulary import PAD_ID, UNK_ID
 from transduce.model.attention import Attention
 from transduce.model.encoders import RNNS
-from transduce.model.stepgrad import StepGrads
 
 Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]  # (batch, hidden) or LSTM (h, c)
 CELL_FNS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
@@ -61,7 +60,6 @@ class DecoderState:
 
 
 class Decoder(nn.Module):
-    defer_weight_grads = True  # one GEMM per weight for all steps' gradients (stepgrad.py)
 
     def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, encoder_size: int,
                  cell: str = "lstm", layers: int = 1, attention: str = "mlp",
@@ -123,27 +121,21 @@ class Decoder(nn.Module):
 
     # ---- pieces shared by training and decoding --------------------------------------------
     def _attend(self, s: torch.Tensor, state: DecoderState, drop: torch.Tensor | None = None,
-                bank: StepGrads | None = None, coverage: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """s: (batch, steps, hidden) -> attentional vectors (batch, steps, hidden), weights.
 
         ``drop`` is a precomputed dropout mask for the combined input (input-feeding loop);
-        without it, ordinary dropout applies. ``bank`` defers weight gradients (training loop).
+        without it, ordinary dropout applies.
         ``coverage``: (batch, src_len) attention so far (one step only)."""
         weights = None
         x = s
         if self.attention is not None:
             cov = coverage.unsqueeze(1) if coverage is not None else None  # (batch, 1, src_len)
-            if bank is not None and self.attention.query_layer is not None:
-                q = bank.linear("query", s)  # (batch, steps, hidden)
-                context, weights = self.attention(q, state.keys, state.memory, state.mask,
-                                                  projected_query=True, coverage=cov)
-            else:
-                context, weights = self.attention(s, state.keys, state.memory, state.mask,
-                                                  coverage=cov)
+            context, weights = self.attention(s, state.keys, state.memory, state.mask,
+                                              coverage=cov)
             x = torch.cat([s, context], dim=-1)  # (batch, steps, hidden + encoder_size)
         x = x * drop if drop is not None else self.dropout(x)
-        x = bank.linear("combine", x) if bank is not None else self.combine(x)
+        x = self.combine(x)
         return torch.tanh(x), weights  # (batch, steps, hidden)
 
     def _layer0_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,11 +144,9 @@ class Decoder(nn.Module):
         return w[:, :self.embedding_size], w[:, self.embedding_size:]
 
     def _rnn_step(self, x0: torch.Tensor, bias0: torch.Tensor, w0: torch.Tensor,
-                  hidden: list[Hidden], w_hh0: torch.Tensor | None = None,
-                  b_hh0: torch.Tensor | None = None) -> tuple[list[Hidden], torch.Tensor]:
+                  hidden: list[Hidden]) -> tuple[list[Hidden], torch.Tensor]:
         """One step through all layers. Layer 0 computes ``x0 @ w0.T + bias0`` as its input
-        projection, ``bias0`` (batch, gates*hidden) holding the part computed ahead of time;
-        ``w_hh0``/``b_hh0`` replace layer 0's recurrent weight and bias when given."""
+        projection, ``bias0`` (batch, gates*hidden) holding the part computed ahead of time."""
         fn = CELL_FNS[self.cell]
         new, x = [], x0
         for i in range(self.layers):
@@ -164,8 +154,6 @@ class Decoder(nn.Module):
             w_hh, b_hh = getattr(r, f"weight_hh_l{i}"), getattr(r, f"bias_hh_l{i}")
             if i == 0:
                 w_ih, b_ih = w0, bias0
-                if w_hh0 is not None:
-                    w_hh, b_hh = w_hh0, b_hh0
             else:
                 w_ih, b_ih = getattr(r, f"weight_ih_l{i}"), getattr(r, f"bias_ih_l{i}")
                 x = F.dropout(x, r.dropout, self.training)
@@ -173,17 +161,6 @@ class Decoder(nn.Module):
             new.append(h)
             x = h[0] if isinstance(h, tuple) else h
         return new, x  # x: (batch, hidden) top layer output
-
-    def _step_grads(self, w_feed: torch.Tensor) -> StepGrads:
-        """Weights used at every step whose gradients are computed once (see stepgrad.py).
-        GRU's recurrent weight stays with autograd: its gate gradient differs from the input's."""
-        weights = {"feed": w_feed}
-        if self.cell != "gru":
-            weights["hh"] = self.rnn.weight_hh_l0
-        if self.attention is not None and self.attention.query_layer is not None:
-            weights["query"] = self.attention.query_layer.weight
-        weights["combine"] = self.combine.weight
-        return StepGrads(weights, gate_names=("feed", "hh"))
 
     # ---- training: all steps, teacher forcing ---------------------------------------------
     def forward(self, tgt_in: torch.Tensor, state: DecoderState
@@ -212,14 +189,7 @@ class Decoder(nn.Module):
                 attns.append(a)
             return torch.cat(outs, dim=1), torch.cat(attns, dim=1)
         w_emb, w_feed = self._layer0_weights()
-        defer = self.defer_weight_grads and self.training and torch.is_grad_enabled()
-        bank = self._step_grads(w_feed) if defer else None
-        bias = self.rnn.bias_ih_l0
-        if bank is not None and "hh" in bank.weights:  # fold b_hh in: one bias per step
-            bias = bias + self.rnn.bias_hh_l0
-        pre = F.linear(emb, w_emb, bias)  # (batch, tgt_len, gates*hidden)
-        if bank is not None:
-            pre = bank.anchor(pre)
+        pre = F.linear(emb, w_emb, self.rnn.bias_ih_l0)  # (batch, tgt_len, gates*hidden)
         steps = tgt_in.size(1)
         # dropout masks for all steps in one draw (one RNG call instead of one per step)
         drops: list[torch.Tensor | None] = [None] * steps
@@ -233,18 +203,8 @@ class Decoder(nn.Module):
         outs, attns = [], []
         # unbind, not pre[:, t]: its backward is one stack, not one zero-filled copy per step
         for t, pre_t in enumerate(pre.unbind(1)):
-            if bank is None:
-                hidden, s = self._rnn_step(feed, pre_t, w_feed, hidden)
-            else:
-                bank.record("feed", feed)
-                if "hh" in bank.weights:
-                    h0 = hidden[0]
-                    bank.record("hh", h0[0] if isinstance(h0, tuple) else h0)
-                    hidden, s = self._rnn_step(feed, pre_t, bank.detached["feed"], hidden,
-                                               bank.detached["hh"], None)
-                else:
-                    hidden, s = self._rnn_step(feed, pre_t, bank.detached["feed"], hidden)
-            h, a = self._attend(s.unsqueeze(1), state, drops[t], bank, cov)  # (batch, 1, hidden)
+            hidden, s = self._rnn_step(feed, pre_t, w_feed, hidden)
+            h, a = self._attend(s.unsqueeze(1), state, drops[t], cov)  # (batch, 1, hidden)
             if cov is not None:
                 cov = cov + a.squeeze(1)
             feed = h.squeeze(1)
