@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 
@@ -34,7 +33,7 @@ from transduce.decode.translator import Translator, pick_device
 from transduce.errors import TransduceError
 from transduce.evaluate import evaluate, perplexity
 from transduce.model.pointer import copy_nll, coverage_loss, source_ext_ids, target_ext_ids
-from transduce.model.seq2seq import build_model
+from transduce.model.seq2seq import Output, build_model
 from transduce.train import distributed
 from transduce.train.checkpoint import (STATE, find_checkpoint, load_trainer_state,
                                         load_weights, save_checkpoint)
@@ -115,6 +114,14 @@ def smoothed_nll(logits: torch.Tensor, target: torch.Tensor, eps: float = 0.0) -
     """logits: (tokens, vocab) float, overwritten with log-probabilities; target: (tokens,) ids,
     PAD_ID ignored -> the summed loss."""
     return _SmoothedNLL.apply(logits, target, float(eps))
+
+
+def nll(out: Output, b: Batch, eps: float = 0.0) -> torch.Tensor:
+    """Summed (label-smoothed) NLL of ``b``'s targets: under the copy model's mixed distribution,
+    or the softmax of the logits (whose memory the loss reuses)."""
+    if out.p_gen is not None:
+        return copy_nll(out.logits, out.attention, out.p_gen, b.src_ext, b.tgt_out, eps)
+    return smoothed_nll(out.logits.float().view(-1, out.logits.size(-1)), b.tgt_out.view(-1), eps)
 
 
 def _set_rng_state(state: dict) -> None:
@@ -391,12 +398,7 @@ class Trainer:
         model.coverage; the logits die with this frame."""
         with self._autocast():
             out = self.net(b.src, b.src_lens, b.tgt_in, b.src_ext)  # logits (batch, tgt, vocab)
-        if out.p_gen is not None:
-            loss = copy_nll(out.logits, out.attention, out.p_gen, b.src_ext, b.tgt_out,
-                            label_smoothing)
-        else:
-            loss = smoothed_nll(out.logits.float().view(-1, out.logits.size(-1)),
-                                b.tgt_out.view(-1), label_smoothing)
+        loss = nll(out, b, label_smoothing)
         if self.cfg.model.coverage:
             loss = loss + self.cfg.training.coverage_weight * coverage_loss(out.attention,
                                                                             b.tgt_out)
@@ -640,13 +642,7 @@ class Trainer:
             b = b.to(self.device)
             with self._autocast():
                 out = self.model(b.src, b.src_lens, b.tgt_in, b.src_ext)
-            if out.p_gen is not None:
-                total += float(copy_nll(out.logits, out.attention, out.p_gen, b.src_ext,
-                                        b.tgt_out))
-            else:
-                total += float(F.cross_entropy(out.logits.float().view(-1, out.logits.size(-1)),
-                                               b.tgt_out.view(-1), ignore_index=PAD_ID,
-                                               reduction="sum"))
+            total += float(nll(out, b))
             n += b.n_tgt_tokens
         return total, n
 
