@@ -28,9 +28,33 @@ from transduce.train.trainer import smoothed_nll
 OUT = Path(__file__).resolve().parent / "results"
 
 
-def batch(rng: random.Random, n: int = 64, vocab: int = 100, max_len: int = 25):
-    src = [[rng.randrange(4, vocab + 4) for _ in range(rng.randint(1, max_len))] for _ in range(n)]
+def batch(rng: random.Random, n: int = 64, vocab: int = 100, max_len: int = 25,
+          length: int | None = None):
+    """n reversal pairs of 1-max_len symbols (or exactly ``length``), padded into a Batch."""
+    src = [[rng.randrange(4, vocab + 4) for _ in range(length or rng.randint(1, max_len))]
+           for _ in range(n)]
     return make_batch(src, [list(reversed(s)) for s in src])
+
+
+def benchmark_model(attention: str = "mlp", input_feeding: bool = True):
+    """The benchmark model of peers.py (vocabulary 100 + 4 specials) and its Adam optimizer."""
+    cfg = load_config({"model_dir": "unused", "model": {
+        "embedding_size": 256, "encoder_hidden_size": 256, "decoder_hidden_size": 512,
+        "attention": attention, "input_feeding": input_feeding, "dropout": 0.1}})
+    model = build_model(cfg.model, 104, 104).train()
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def train_step(model, opt, b, clip: float | None = 5.0) -> None:
+    """One update as the trainer makes it: forward, label-smoothed loss per token, backward,
+    clipping (unless ``clip`` is None), Adam."""
+    out = model(b.src, b.src_lens, b.tgt_in)
+    loss = smoothed_nll(out.logits.float().view(-1, out.logits.size(-1)), b.tgt_out.view(-1), 0.1)
+    opt.zero_grad(set_to_none=True)
+    (loss / b.n_tgt_tokens).backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
 
 
 def main() -> None:
@@ -44,30 +68,16 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    cfg = load_config({"model_dir": "unused", "model": {
-        "embedding_size": 256, "encoder_hidden_size": 256, "decoder_hidden_size": 512,
-        "attention": a.attention, "input_feeding": a.input_feeding == "true", "dropout": 0.1}})
-    model = build_model(cfg.model, 104, 104).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model, opt = benchmark_model(a.attention, a.input_feeding == "true")
     rng = random.Random(1)
     batches = [batch(rng) for _ in range(a.steps + 5)]
-
-    def step(b) -> None:
-        out = model(b.src, b.src_lens, b.tgt_in)
-        loss = smoothed_nll(out.logits.float().view(-1, out.logits.size(-1)), b.tgt_out.view(-1),
-                            0.1)
-        opt.zero_grad(set_to_none=True)
-        (loss / b.n_tgt_tokens).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-
     for b in batches[:5]:  # warm-up: allocator, oneDNN primitive caches
-        step(b)
+        train_step(model, opt, b)
     tokens = sum(b.n_tgt_tokens for b in batches[5:])
     tic = time.perf_counter()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for b in batches[5:]:
-            step(b)
+            train_step(model, opt, b)
     seconds = time.perf_counter() - tic
     header = (f"profile of {a.steps} training steps ({tokens} target tokens, "
               f"{tokens / seconds:,.0f} tgt tok/s under the profiler), {torch.get_num_threads()} "

@@ -2,7 +2,8 @@
 """transduce training speed and peak memory against batch size and sequence length.
 
 The benchmark model of ``peers.py`` (embeddings 256, bi-LSTM 256 per direction, LSTM 512 decoder,
-MLP attention, input feeding, dropout 0.1, Adam) on reversal pairs (vocabulary 100). Each point
+MLP attention, input feeding, dropout 0.1, Adam; built by ``profile_step.py``) on reversal pairs
+(vocabulary 100). Each point
 runs in its own process so that its peak RSS is its own: a few warm-up steps, then timed steps.
 
 - batch sweep: 16-256 sentences per batch, lengths 1-25;
@@ -32,43 +33,26 @@ LENGTH_BUDGET = 1600  # target tokens per batch in the length sweep
 
 
 def point(batch: int, length: int | None, steps: int, threads: int | None) -> dict:
-    """One measurement, in this process: target tok/s over ``steps`` timed updates."""
+    """One measurement, in this process: target tok/s over ``steps`` timed updates (no gradient
+    clipping)."""
     import random
 
     import torch
 
-    from transduce.config import load_config
-    from transduce.data.batching import make_batch
-    from transduce.model.seq2seq import build_model
-    from transduce.train.trainer import smoothed_nll
+    from profile_step import batch as make_batch, benchmark_model, train_step
 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(1)
     rng = random.Random(1)
-    cfg = load_config({"model_dir": "unused", "model": {
-        "embedding_size": 256, "encoder_hidden_size": 256, "decoder_hidden_size": 512,
-        "attention": "mlp", "input_feeding": True, "dropout": 0.1}})
-    model = build_model(cfg.model, 104, 104).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def make():
-        src = [[rng.randrange(4, 104) for _ in range(length or rng.randint(1, 25))]
-               for _ in range(batch)]
-        return make_batch(src, [list(reversed(s)) for s in src])
-
+    model, opt = benchmark_model()
     warmup = 2
-    data = [make() for _ in range(steps + warmup)]
+    data = [make_batch(rng, batch, length=length) for _ in range(steps + warmup)]
     tic = 0.0
     for i, b in enumerate(data):
         if i == warmup:
             tic = time.perf_counter()
-        out = model(b.src, b.src_lens, b.tgt_in)
-        loss = smoothed_nll(out.logits.float().view(-1, out.logits.size(-1)), b.tgt_out.view(-1),
-                            0.1)
-        opt.zero_grad(set_to_none=True)
-        (loss / b.n_tgt_tokens).backward()
-        opt.step()
+        train_step(model, opt, b, clip=None)
     seconds = time.perf_counter() - tic
     tokens = sum(b.n_tgt_tokens for b in data[warmup:])
     return {"batch": batch, "length": length or "1-25", "tgt_tok_s": tokens / seconds,
