@@ -28,6 +28,7 @@ from torch import nn
 from transduce.data.vocabulary import PAD_ID, UNK_ID
 from transduce.model.attention import Attention
 from transduce.model.encoders import RNNS
+from transduce.model.recurrence import InputFeedingLSTM
 
 Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]  # (batch, hidden) or LSTM (h, c)
 CELL_FNS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
@@ -85,6 +86,9 @@ class Decoder(nn.Module):
             self.output.weight = self.embed.weight
         self.bridge = nn.Linear(encoder_size, hidden_size) if bridge == "bridge" else None
         self.copy_gate = nn.Linear(hidden_size + embedding_size, 1) if copy else None
+        # the training loop with a hand-written backward pass (recurrence.py) covers this case
+        self.fused = (cell == "lstm" and layers == 1 and input_feeding and not coverage
+                      and self.attention is not None)
 
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         """Target ids -> embeddings; extended (copied) ids read as ``<unk>``."""
@@ -189,16 +193,11 @@ class Decoder(nn.Module):
                 attns.append(a)
             return torch.cat(outs, dim=1), torch.cat(attns, dim=1)
         w_emb, w_feed = self._layer0_weights()
+        drop = self._combine_dropout(tgt_in.size(1), tgt_in.size(0), emb)  # (steps, batch, in)
+        if self.fused:
+            return self._fused_forward(emb, state, drop)
         pre = F.linear(emb, w_emb, self.rnn.bias_ih_l0)  # (batch, tgt_len, gates*hidden)
-        steps = tgt_in.size(1)
-        # dropout masks for all steps in one draw (one RNG call instead of one per step)
-        drops: list[torch.Tensor | None] = [None] * steps
-        p = self.dropout.p
-        if self.training and p > 0:
-            width = self.combine.in_features
-            keep = torch.empty(steps, tgt_in.size(0), 1, width, device=emb.device,
-                               dtype=emb.dtype).bernoulli_(1 - p).div_(1 - p)
-            drops = list(keep.unbind(0))
+        drops = list(drop.unsqueeze(2).unbind(0)) if drop is not None else [None] * pre.size(1)
         hidden, feed, cov = state.hidden, state.feed, state.coverage
         outs, attns = [], []
         # unbind, not pre[:, t]: its backward is one stack, not one zero-filled copy per step
@@ -212,6 +211,29 @@ class Decoder(nn.Module):
             attns.append(a)
         attn = torch.cat(attns, dim=1) if self.attention is not None else None
         return torch.stack(outs, dim=1), attn
+
+    def _combine_dropout(self, steps: int, batch: int, like: torch.Tensor
+                         ) -> torch.Tensor | None:
+        """Dropout masks of the combine layer's input for all steps in one draw (one RNG call
+        instead of one per step): (steps, batch, combine_in), scaled by 1/(1-p); None in eval."""
+        p = self.dropout.p
+        if not self.training or p == 0:
+            return None
+        return like.new_empty(steps, batch, self.combine.in_features).bernoulli_(1 - p).div_(1 - p)
+
+    def _fused_forward(self, emb: torch.Tensor, state: DecoderState, drop: torch.Tensor | None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The input-feeding loop of a one-layer LSTM as one autograd function (recurrence.py)."""
+        r, att = self.rnn, self.attention
+        w_emb, w_feed = self._layer0_weights()
+        pre = F.linear(emb.transpose(0, 1), w_emb, r.bias_ih_l0 + r.bias_hh_l0)  # (steps, B, G)
+        w = torch.cat([w_feed, r.weight_hh_l0], dim=1)  # (gates*hidden, 2*hidden)
+        h0, c0 = state.hidden[0]
+        mlp = att.kind == "mlp"
+        return InputFeedingLSTM.apply(
+            pre, h0, c0, w, state.keys, state.memory, state.mask,
+            att.query_layer.weight if mlp else None, att.v.weight.view(-1) if mlp else None,
+            self.combine.weight, drop)
 
     # ---- decoding: one step -----------------------------------------------------------------
     def step(self, prev: torch.Tensor, state: DecoderState
