@@ -56,15 +56,15 @@ class Boom(RuntimeError):
     pass
 
 
-def _fail_save_model(monkeypatch):
-    real = ckpt.save_model
+def _fail_save_weights(monkeypatch):
+    real = ckpt.save_file
 
-    def half_written(model, filename, *a, **k):  # writes a partial file, then dies
-        real(model, filename, *a, **k)
+    def half_written(tensors, filename, *a, **k):  # writes a partial file, then dies
+        real(tensors, filename, *a, **k)
         with open(filename, "r+b") as f:
             f.truncate(100)
         raise Boom("killed while writing the weights")
-    monkeypatch.setattr(ckpt, "save_model", half_written)
+    monkeypatch.setattr(ckpt, "save_file", half_written)
 
 
 def _fail_torch_save(monkeypatch):
@@ -107,7 +107,7 @@ def _fail_cleanup(monkeypatch):
     monkeypatch.setattr(ckpt.shutil, "rmtree", rmtree)
 
 
-@pytest.mark.parametrize("inject", [_fail_save_model, _fail_torch_save, _fail_meta,
+@pytest.mark.parametrize("inject", [_fail_save_weights, _fail_torch_save, _fail_meta,
                                     _fail_rename(1), _fail_rename(2), _fail_cleanup],
                          ids=["weights", "trainer_state", "meta", "rename-last-to-old",
                               "rename-tmp-to-last", "remove-old"])
@@ -174,7 +174,7 @@ def _enospc_safetensors(monkeypatch):
     def full(model, filename, *a, **k):  # what safetensors raises on a full disk
         raise SafetensorError("Error while serializing: I/O error: No space left on device "
                               f"(os error 28) at path \"{filename}\"")
-    monkeypatch.setattr(ckpt, "save_model", full)
+    monkeypatch.setattr(ckpt, "save_file", full)
 
 
 @pytest.mark.parametrize("inject", [_enospc_oserror, _enospc_safetensors])
@@ -331,3 +331,27 @@ def test_meta_carries_format_version_and_step(trained):
     meta = read_meta(model_dir / "last")
     assert meta["format"] == "transduce-checkpoint" and meta["version"] == 1
     assert meta["step"] == 10
+
+
+def test_tied_weights_and_views_of_one_buffer_save_and_load(tmp_path):
+    """Tied embeddings are stored once; weights that are views of one buffer (as cuDNN flattens
+    RNN weights) are stored as separate tensors instead of being refused by safetensors."""
+    cfg = ModelConfig(**{**TINY.model_dump(), "tied_embeddings": True,
+                         "embedding_size": TINY.decoder_hidden_size})
+    torch.manual_seed(3)
+    model = build_model(cfg, 12, 12)
+    rnn = model.encoder.rnn
+    names = [n for n, _ in rnn.named_parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in rnn.parameters()])
+    offset = 0
+    for name in names:  # re-point every RNN weight into one flat buffer, like flatten_parameters
+        p = getattr(rnn, name)
+        view = flat[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+        setattr(rnn, name, torch.nn.Parameter(view))
+    save_checkpoint(tmp_path / "ck", model, {})
+    torch.manual_seed(4)
+    fresh = build_model(cfg, 12, 12)
+    load_weights(fresh, tmp_path / "ck")
+    assert fresh.decoder.output.weight is fresh.decoder.embed.weight
+    assert _same_weights(fresh, model)

@@ -7,47 +7,53 @@ from transduce.data.vocabulary import PAD_ID
 from transduce.model.seq2seq import build_model
 
 
-def _model(attention: str, copy: bool = False):
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))]
+
+
+def _model(attention: str, copy: bool = False, device: str = "cpu"):
     cfg = load_config({"model_dir": "unused", "model": {
         "embedding_size": 12, "encoder_hidden_size": 10, "decoder_hidden_size": 16,
         "attention": attention, "dropout": 0.3, "copy": copy}})
     torch.manual_seed(0)
-    return build_model(cfg.model, 30, 25).double()
+    return build_model(cfg.model, 30, 25).double().to(device)
 
 
-def _batch():
+def _batch(device: str):
     g = torch.Generator().manual_seed(1)
     src = torch.randint(4, 30, (3, 7), generator=g)
     src_lens = torch.tensor([7, 5, 2])
     src[1, 5:] = PAD_ID
     src[2, 2:] = PAD_ID
     tgt_in = torch.randint(4, 25, (3, 6), generator=g)
-    return src, src_lens, tgt_in
+    return src.to(device), src_lens, tgt_in.to(device)
 
 
-def _run(model, fused: bool, train: bool):
+def _run(model, fused: bool, train: bool, device: str):
     """Logits, attention and every parameter's gradient of a weighted sum of both."""
     model.decoder.fused = fused
     model.train(train)
     model.zero_grad()
-    src, src_lens, tgt_in = _batch()
+    src, src_lens, tgt_in = _batch(device)
     torch.manual_seed(5)  # the same dropout masks on both paths
-    out = model(src, src_lens, tgt_in)
+    with torch.backends.cudnn.flags(enabled=False):  # cuDNN's RNN has no backward in eval mode
+        out = model(src, src_lens, tgt_in)
     g = torch.Generator().manual_seed(2)
-    w_logits = torch.randn(out.logits.shape, generator=g, dtype=torch.double)
-    w_attn = torch.randn(out.attention.shape, generator=g, dtype=torch.double)
+    w_logits = torch.randn(out.logits.shape, generator=g, dtype=torch.double).to(device)
+    w_attn = torch.randn(out.attention.shape, generator=g, dtype=torch.double).to(device)
     ((out.logits * w_logits).sum() + (out.attention * w_attn).sum()).backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return out.logits.detach(), out.attention.detach(), grads
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("attention", ["dot", "general", "mlp"])
 @pytest.mark.parametrize("train", [False, True])
-def test_fused_loop_matches_autograd(attention, train):
-    model = _model(attention)
+def test_fused_loop_matches_autograd(attention, train, device):
+    model = _model(attention, device=device)
     assert model.decoder.fused
-    ref_logits, ref_attn, ref_grads = _run(model, False, train)
-    logits, attn, grads = _run(model, True, train)
+    ref_logits, ref_attn, ref_grads = _run(model, False, train, device)
+    logits, attn, grads = _run(model, True, train, device)
     torch.testing.assert_close(logits, ref_logits)
     torch.testing.assert_close(attn, ref_attn)
     assert grads.keys() == ref_grads.keys()

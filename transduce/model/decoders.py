@@ -150,7 +150,8 @@ class Decoder(nn.Module):
     def _rnn_step(self, x0: torch.Tensor, bias0: torch.Tensor, w0: torch.Tensor,
                   hidden: list[Hidden]) -> tuple[list[Hidden], torch.Tensor]:
         """One step through all layers. Layer 0 computes ``x0 @ w0.T + bias0`` as its input
-        projection, ``bias0`` (batch, gates*hidden) holding the part computed ahead of time."""
+        projection; on CPU ``bias0`` may be (batch, gates*hidden), holding the part computed
+        ahead of time."""
         fn = CELL_FNS[self.cell]
         new, x = [], x0
         for i in range(self.layers):
@@ -194,15 +195,26 @@ class Decoder(nn.Module):
             return torch.cat(outs, dim=1), torch.cat(attns, dim=1)
         w_emb, w_feed = self._layer0_weights()
         drop = self._combine_dropout(tgt_in.size(1), tgt_in.size(0), emb)  # (steps, batch, in)
-        if self.fused:
+        # the fused loop runs in one dtype: under autocast (bf16/fp16) the autograd path
+        # keeps the low-precision products and fp32 accumulation
+        if self.fused and not torch.is_autocast_enabled(emb.device.type):
             return self._fused_forward(emb, state, drop)
-        pre = F.linear(emb, w_emb, self.rnn.bias_ih_l0)  # (batch, tgt_len, gates*hidden)
-        drops = list(drop.unsqueeze(2).unbind(0)) if drop is not None else [None] * pre.size(1)
+        # CPU cells accept a (batch, gates) bias: there the embedding half of layer 0's input
+        # product is computed for all steps in one GEMM and passed as each step's bias. CUDA's
+        # fused cells take a 1-D bias only; there each step's input is [embedding; fed vector].
+        ahead = emb.device.type == "cpu"
+        r = self.rnn
+        # unbind, not x[:, t]: its backward is one stack, not one zero-filled copy per step
+        per_step = (F.linear(emb, w_emb, r.bias_ih_l0) if ahead else emb).unbind(1)
+        drops = list(drop.unsqueeze(2).unbind(0)) if drop is not None else [None] * len(per_step)
         hidden, feed, cov = state.hidden, state.feed, state.coverage
         outs, attns = [], []
-        # unbind, not pre[:, t]: its backward is one stack, not one zero-filled copy per step
-        for t, pre_t in enumerate(pre.unbind(1)):
-            hidden, s = self._rnn_step(feed, pre_t, w_feed, hidden)
+        for t, x_t in enumerate(per_step):  # (batch, gates*hidden) ahead, else (batch, emb)
+            if ahead:
+                hidden, s = self._rnn_step(feed, x_t, w_feed, hidden)
+            else:
+                hidden, s = self._rnn_step(torch.cat([x_t, feed], dim=-1), r.bias_ih_l0,
+                                           r.weight_ih_l0, hidden)
             h, a = self._attend(s.unsqueeze(1), state, drops[t], cov)  # (batch, 1, hidden)
             if cov is not None:
                 cov = cov + a.squeeze(1)
@@ -245,14 +257,10 @@ class Decoder(nn.Module):
             the attentional vector (batch, hidden) (``self.output`` of it gives the logits), the
             next state, attention weights (batch, src_len) or None.
         """
-        emb = self._embed(prev)  # (batch, emb)
+        x = self._embed(prev)  # (batch, emb)
         if self.input_feeding:
-            w_emb, w_feed = self._layer0_weights()
-            hidden, s = self._rnn_step(state.feed, F.linear(emb, w_emb, self.rnn.bias_ih_l0),
-                                       w_feed, state.hidden)
-        else:
-            hidden, s = self._rnn_step(emb, self.rnn.bias_ih_l0, self.rnn.weight_ih_l0,
-                                       state.hidden)
+            x = torch.cat([x, state.feed], dim=-1)  # (batch, emb + hidden)
+        hidden, s = self._rnn_step(x, self.rnn.bias_ih_l0, self.rnn.weight_ih_l0, state.hidden)
         h, a = self._attend(s.unsqueeze(1), state, coverage=state.coverage)
         h = h.squeeze(1)  # (batch, hidden)
         a = a.squeeze(1) if a is not None else None  # (batch, src_len)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
 
 from transduce.errors import TransduceError
 
@@ -46,6 +46,37 @@ def _io_errno(exc: BaseException) -> int | None:
     return None
 
 
+def _same_tensor(t: torch.Tensor) -> tuple:
+    """Equal for two state-dict entries that are one tensor (tied weights), not for two views
+    of one buffer (the RNN weights cuDNN flattens into one)."""
+    return (t.device, t.data_ptr(), t.shape, t.stride())
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict as separate CPU tensors, a tied weight once (under its first name).
+
+    safetensors refuses tensors that share memory, as tied weights and flattened RNN weights do
+    (``safetensors.torch.save_model`` refuses the latter); :func:`_with_tied` restores the tied
+    names on loading."""
+    out, seen = {}, set()
+    for name, t in model.state_dict().items():
+        if _same_tensor(t) not in seen:
+            seen.add(_same_tensor(t))
+            out[name] = t.detach().to("cpu", copy=True).contiguous()
+    return out
+
+
+def _with_tied(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` plus the names of tied weights that :func:`_weights` stored once."""
+    first: dict[tuple, str] = {}
+    for name, t in model.state_dict().items():
+        key = _same_tensor(t)
+        if key in first and first[key] in state and name not in state:
+            state[name] = state[first[key]]
+        first.setdefault(key, name)
+    return state
+
+
 def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict,
                     trainer_state: dict | None = None) -> None:
     """Write ``path/`` atomically.
@@ -61,7 +92,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict,
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_model(model, str(tmp / WEIGHTS))
+        save_file(_weights(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "saved_at": time.time(), **meta}
         (tmp / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         if trainer_state is not None:
@@ -133,8 +164,8 @@ def load_weights(model: torch.nn.Module, path: Path, device: str | torch.device 
     """
     meta = read_meta(path)
     try:
-        missing, unexpected = load_model(model, str(path / WEIGHTS), strict=False,
-                                         device=str(device))
+        state = _with_tied(model, load_file(str(path / WEIGHTS), device=str(device)))
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
         if "size mismatch" in str(e):
             raise TransduceError(f"{path / WEIGHTS}: weights do not match the model in config.yaml "
