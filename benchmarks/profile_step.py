@@ -23,6 +23,7 @@ import torch
 from transduce.config import load_config
 from transduce.data.batching import make_batch
 from transduce.model.seq2seq import build_model
+from transduce.train.optim import build_optimizer
 from transduce.train.trainer import smoothed_nll
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -37,12 +38,13 @@ def batch(rng: random.Random, n: int = 64, vocab: int = 100, max_len: int = 25,
 
 
 def benchmark_model(attention: str = "mlp", input_feeding: bool = True):
-    """The benchmark model of peers.py (vocabulary 100 + 4 specials) and its Adam optimizer."""
+    """The benchmark model of peers.py (vocabulary 100 + 4 specials) and the trainer's Adam."""
     cfg = load_config({"model_dir": "unused", "model": {
         "embedding_size": 256, "encoder_hidden_size": 256, "decoder_hidden_size": 512,
-        "attention": attention, "input_feeding": input_feeding, "dropout": 0.1}})
+        "attention": attention, "input_feeding": input_feeding, "dropout": 0.1},
+        "training": {"optimizer": "adam", "lr": 1e-3}})
     model = build_model(cfg.model, 104, 104).train()
-    return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+    return model, build_optimizer(cfg.training, model.parameters())
 
 
 def train_step(model, opt, b, clip: float | None = 5.0) -> None:
