@@ -1,4 +1,5 @@
 """End to end through the command line: train, translate, evaluate, test, plot, resume."""
+import gc
 import json
 import subprocess
 import sys
@@ -71,6 +72,28 @@ def test_python_api_loads_and_translates(trained):
     model = transduce.load(model_dir)
     out = model.translate(["w1 w2 w3", "", "w5"], beam_size=2)
     assert len(out) == 3 and out[1] == ""
+
+
+def test_import_is_light_and_api_names_stay_functions(trained):
+    """``import transduce`` (and so the command line's start) loads neither torch nor pydantic;
+    loading a model imports the subpackage ``transduce.train`` without replacing the function."""
+    model_dir, _ = trained
+    code = ("import sys, transduce\n"
+            "assert 'torch' not in sys.modules and 'pydantic' not in sys.modules\n"
+            f"transduce.load({str(model_dir)!r})\n"
+            "from transduce.train.trainer import Trainer\n"
+            "assert callable(transduce.train) and callable(transduce.evaluate)\n"
+            "assert transduce.Trainer is Trainer and transduce.Config.__name__ == 'Config'\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+def test_translate_leaves_the_garbage_collector_on(trained, tmp_path):
+    model_dir, _ = trained
+    (tmp_path / "in.txt").write_text("w1 w2\n")
+    assert main(["translate", str(model_dir), "-i", str(tmp_path / "in.txt"), "-o",
+                 str(tmp_path / "out.txt")]) == 0
+    assert gc.isenabled()
 
 
 def test_evaluate_bleu_equals_sacrebleu_cli(tmp_path, capsys):

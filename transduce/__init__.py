@@ -6,9 +6,14 @@
     model.translate(["hola mundo"], beam_size=5)
     transduce.evaluate(hyps, refs, metrics=["bleu", "chrf"])
 """
+import importlib
+
+# ``import transduce`` loads neither torch nor pydantic (the command line starts with it, and
+# ``--help`` or ``evaluate`` need neither); the functions import what they use when called.
+# ``transduce.train`` is also the subpackage of the trainer: it is imported first, so that
+# importing it later (loading a model does) does not replace the function ``train``.
+from transduce import train as _train_package  # noqa: F401
 from transduce.api import load, train
-from transduce.config import Config, load_config
-from transduce.decode.translator import Translator
 from transduce.errors import TransduceError
 from transduce.evaluate import evaluate
 
@@ -16,10 +21,12 @@ __version__ = "0.1.0"
 __all__ = ["train", "load", "evaluate", "Config", "load_config", "Translator", "Trainer",
            "TransduceError"]
 
+_LAZY = {"Config": "transduce.config", "load_config": "transduce.config",
+         "Translator": "transduce.decode.translator", "Trainer": "transduce.train.trainer"}
+
 
 def __getattr__(name: str):
-    if name == "Trainer":  # imported lazily: training pulls in more than decoding needs
-        from transduce.train.trainer import Trainer
-
-        return Trainer
-    raise AttributeError(name)
+    """The classes behind the API, imported on first use (they pull in torch and pydantic)."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'transduce' has no attribute {name!r}")

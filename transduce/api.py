@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transduce.config import Config, load_config
-from transduce.decode.translator import Translator
+if TYPE_CHECKING:  # imported by the functions when called: ``import transduce`` stays light
+    from transduce.config import Config
+    from transduce.decode.translator import Translator
 
 
 def train(config: str | Path | dict | Config, overrides: dict[str, Any] | list[str] | None = None,
           overwrite: bool = False) -> Translator:
     """Train from a YAML file, dict or :class:`Config`; returns the best model, ready to use."""
+    from transduce.config import Config, load_config
     from transduce.train.trainer import Trainer
 
     if isinstance(config, Config):
@@ -22,4 +24,6 @@ def train(config: str | Path | dict | Config, overrides: dict[str, Any] | list[s
 
 def load(model_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> Translator:
     """A trained model from ``model_dir`` (``best/`` by default)."""
+    from transduce.decode.translator import Translator
+
     return Translator.load(model_dir, checkpoint, device)

@@ -157,6 +157,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
     attn_hist = None  # (batch, k, steps, src_len) if return_attention
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
     active = list(range(batch))
+    lengths = src_lens.tolist()
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     for t in range(max(max_lens)):
         logp, state, a, p_gen = model.step(prev, state)  # (n * k, vocab [+ n_ext])
@@ -173,33 +174,40 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
         cand = (scores.unsqueeze(-1) + logp.view(n, k, vocab)).view(n, k * vocab)
         top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=-1)  # (n, 2k)
         beam_of, tok = top_idx // vocab, top_idx % vocab
+        eos = tok == EOS_ID
         if return_attention and a is not None:
             a = a.float().view(n, k, 1, -1)
             attn_hist = a if attn_hist is None else torch.cat([attn_hist, a], dim=2)
-        # --- move finished hypotheses out (python: few per step) ---
+        # --- move finished hypotheses out: among the top k, those ending in </s>, and at the
+        # maximum length all of them (python: few per step) ---
         at_max = [t + 1 >= max_lens[i] for i in active]
-        eos = (tok == EOS_ID).tolist()
-        ts, bo, tk = top_scores.tolist(), beam_of.tolist(), tok.tolist()
-        done = []
-        for row, i in enumerate(active):
-            for r in range(k):
-                if ts[row][r] == float("-inf") or not (eos[row][r] or at_max[row]):
-                    continue
-                toks = history[row, bo[row][r]].tolist() + ([] if eos[row][r] else [tk[row][r]])
-                att, cp = _split(attn_hist[row, bo[row][r]].cpu() if attn_hist is not None
-                                 else None, int(src_lens[i]), model.copy)
-                length = len(toks) + (1 if eos[row][r] else 0)
-                score = ts[row][r] / length_penalty(length, alpha)
-                if cover is not None:
-                    score += coverage_penalty(cover[row, bo[row][r], : int(src_lens[i])], beta)
-                finished[i].append(Hypothesis(toks, score, ts[row][r], att, cp))
-            if len(finished[i]) >= k or at_max[row]:
-                done.append(row)
+        ends = eos[:, :k] | torch.tensor(at_max, device=device).unsqueeze(1)
+        ends &= top_scores[:, :k] != float("-inf")
+        where = ends.nonzero()  # (hypotheses, 2): (row, rank), in row-major order
+        if len(where):
+            rows_f, ranks_f = where.unbind(1)
+            beams_f = beam_of[rows_f, ranks_f]
+            with_eos = eos[rows_f, ranks_f].tolist()
+            fin_scores = top_scores[rows_f, ranks_f].tolist()
+            fin_hist, fin_last = history[rows_f, beams_f].tolist(), tok[rows_f, ranks_f].tolist()
+            fin_attn = attn_hist[rows_f, beams_f].cpu() if attn_hist is not None else None
+            fin_cover = cover[rows_f, beams_f] if cover is not None else None
+            for j, row in enumerate(rows_f.tolist()):
+                i = active[row]
+                toks = fin_hist[j] if with_eos[j] else fin_hist[j] + [fin_last[j]]
+                att, cp = _split(fin_attn[j] if fin_attn is not None else None, lengths[i],
+                                 model.copy)
+                length = len(toks) + (1 if with_eos[j] else 0)
+                score = fin_scores[j] / length_penalty(length, alpha)
+                if fin_cover is not None:
+                    score += coverage_penalty(fin_cover[j, :lengths[i]], beta)
+                finished[i].append(Hypothesis(toks, score, fin_scores[j], att, cp))
         # --- the k best non-finished extensions stay alive ---
         rank = torch.arange(top_idx.size(1), device=device).expand_as(top_idx)
-        order = (rank + (tok == EOS_ID).long() * top_idx.size(1)).argsort(dim=-1)[:, :k]
+        order = (rank + eos.long() * top_idx.size(1)).argsort(dim=-1)[:, :k]
         scores = top_scores.gather(1, order)
         beam_sel, tok_sel = beam_of.gather(1, order), tok.gather(1, order)  # (n, k)
+        done = [row for row, i in enumerate(active) if len(finished[i]) >= k or at_max[row]]
         rows = (torch.arange(n, device=device).unsqueeze(1) * k + beam_sel).view(-1)
         history = torch.cat([history.view(n * k, -1)[rows].view(n, k, -1),
                              tok_sel.unsqueeze(-1)], dim=-1)
