@@ -100,7 +100,8 @@ class InputFeedingLSTM(torch.autograd.Function):
         d_comb = torch.empty(steps, batch, hid, dtype=act.dtype, device=act.device)
         d_keys, d_memory = torch.zeros_like(keys), torch.zeros_like(memory)
         d_query = torch.empty_like(d_comb) if grid is not None else None  # (T, B, K)
-        d_v = torch.zeros_like(v) if v is not None else None
+        d_scores = attn.new_empty(attn.shape) if grid is not None else None  # (T, B, L)
+        one = act.new_ones(())
         d_feed = torch.zeros_like(h0)  # gradient reaching step t's attentional vector from t+1
         d_h_next = torch.zeros_like(h0)
         d_c = torch.zeros_like(c0)
@@ -125,11 +126,14 @@ class InputFeedingLSTM(torch.autograd.Function):
                 d_keys.baddbmm_(ds.unsqueeze(2), h.unsqueeze(1))
                 dh += torch.bmm(ds.unsqueeze(1), keys).squeeze(1)
             else:
-                z = grid[t]  # (B, L, K)
-                d_v.addmv_(z.view(-1, z.size(-1)).t(), ds.view(-1))
-                dgrid = (1 - z * z).mul_(ds.unsqueeze(2)).mul_(v)  # (B, L, K)
-                d_keys.add_(dgrid)
-                dq = torch.sum(dgrid, 1, out=d_query[t])  # (B, K)
+                # scores = tanh(keys + q) . v: the grid's gradient is ds (1 - z^2) v. The factor v
+                # is applied once after the loop (to d_keys) and per step to the (B, K) query
+                # gradient only; v's own gradient is one product over all steps at the end.
+                d_scores[t] = ds
+                slope = torch.addcmul(one, grid[t], grid[t], value=-1)  # 1 - z^2, (B, L, K)
+                d_keys.addcmul_(ds.unsqueeze(2), slope)
+                dq = torch.mul(torch.bmm(ds.unsqueeze(1), slope).squeeze(1), v,
+                               out=d_query[t])  # (B, K)
                 dh.addmm_(dq, w_query)
             # LSTM cell: c = f c_prev + i g, h = o tanh(c)
             i, f, g, o = act[t].chunk(4, 1)
@@ -149,5 +153,9 @@ class InputFeedingLSTM(torch.autograd.Function):
         flat = lambda t: t.reshape(-1, t.size(-1))  # noqa: E731
         d_w = flat(d_gates).t() @ flat(x[:-1])  # (G, 2H)
         d_wc = flat(d_comb).t() @ flat(comb_in)  # (H, H + E)
-        d_wq = (flat(d_query).t() @ flat(x[1:, :, hid:])) if grid is not None else None
+        d_wq = d_v = None
+        if grid is not None:
+            d_wq = flat(d_query).t() @ flat(x[1:, :, hid:])  # (K, H)
+            d_v = flat(grid).t() @ d_scores.reshape(-1)  # (K,)
+            d_keys.mul_(v)
         return (d_gates, d_h_next, d_c, d_w, d_keys, d_memory, None, d_wq, d_v, d_wc, None)
