@@ -9,8 +9,10 @@ At step t, with s the RNN state and c the attention context over the encoder out
 
 The RNN weights live in one ``nn.LSTM``/``nn.GRU``/``nn.RNN`` module. Without input feeding the
 whole target sequence goes through that fused module at once and attention is computed for all
-steps in one product. With input feeding the steps run one by one on ``torch.lstm_cell`` & co.,
-and the embedding half of layer 0's input projection is computed for all steps in one GEMM up front.
+steps in one product. With input feeding the steps run one by one: for a one-layer LSTM without
+coverage, training runs the loop as one autograd function with a hand-written backward
+(``recurrence.py``); otherwise on ``torch.lstm_cell`` & co., with the embedding half of layer 0's
+input projection computed for all steps in one GEMM up front (on CPU).
 
 Options from See et al. (2017), see ``pointer.py``: ``copy`` adds the generation probability
 p_gen = sigmoid(w [h~_t; y_{t-1}] + b); ``coverage`` feeds the sum of past attention to the score,
