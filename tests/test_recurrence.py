@@ -12,9 +12,11 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
 
 
 def _model(attention: str, copy: bool = False, device: str = "cpu"):
+    # "dot=": dot attention with encoder outputs as wide as the decoder, so keys are the memory
+    kind, enc = (attention[:-1], 8) if attention.endswith("=") else (attention, 10)
     cfg = load_config({"model_dir": "unused", "model": {
-        "embedding_size": 12, "encoder_hidden_size": 10, "decoder_hidden_size": 16,
-        "attention": attention, "dropout": 0.3, "copy": copy}})
+        "embedding_size": 12, "encoder_hidden_size": enc, "decoder_hidden_size": 16,
+        "attention": kind, "dropout": 0.3, "copy": copy}})
     torch.manual_seed(0)
     return build_model(cfg.model, 30, 25).double().to(device)
 
@@ -47,11 +49,12 @@ def _run(model, fused: bool, train: bool, device: str):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("attention", ["dot", "general", "mlp"])
+@pytest.mark.parametrize("attention", ["dot", "dot=", "general", "mlp"])
 @pytest.mark.parametrize("train", [False, True])
 def test_fused_loop_matches_autograd(attention, train, device):
     model = _model(attention, device=device)
     assert model.decoder.fused
+    assert (model.decoder.attention.key_layer is None) == (attention == "dot=")
     ref_logits, ref_attn, ref_grads = _run(model, False, train, device)
     logits, attn, grads = _run(model, True, train, device)
     torch.testing.assert_close(logits, ref_logits)
