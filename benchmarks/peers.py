@@ -7,8 +7,13 @@ same model (bi-LSTM 256/direction encoder, 1-layer LSTM 512 decoder with attenti
 feeding, embeddings 256, dropout 0.1, Adam 1e-3, 64 sentences per batch), decodes the test set
 at beam 1 and beam 5, prints one table and writes ``benchmarks/results/peers-<date>.json``.
 
-    python3 benchmarks/peers.py                                  # all three, 3 min each
+    python3 benchmarks/peers.py                                  # all four, 3 min each
     python3 benchmarks/peers.py --systems joey,fairseq --quick   # 1 min each, 100 test sentences
+    python3 benchmarks/peers.py --rounds 3                       # 3 rounds, medians and ratios
+
+On a shared machine one system's rate moves by 10-20 % from one run to the next; ``--rounds N``
+trains every system N times, in an order rotated each round, and reports each number's median and
+the goal ratios of each round (transduce against the peer with the same attention).
 
 Standard library only; sacrebleu is run through whichever venv python has it.
 See benchmarks/README.md for what each column means.
@@ -560,6 +565,44 @@ def table(results: dict) -> str:
                                for i, (c, w) in enumerate(zip(row, widths))) for row in rows)
 
 
+def median_result(runs: list[dict]) -> dict:
+    """One result with the median over rounds of every number the table shows."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[0]
+
+    def med(get: Callable[[dict], float | None]) -> float | None:
+        values = [v for v in (get(r) for r in ok) if v is not None]
+        return statistics.median(values) if values else None
+
+    beam = lambda b, key: med(lambda r: r["decode"][f"beam{b}"][key])  # noqa: E731
+    return {"params": ok[0]["params"], "tok_s": med(lambda r: r["tok_s"]),
+            "pad_frac": med(lambda r: r["pad_frac"]), "updates": med(lambda r: r["updates"]),
+            "peak_mib": med(lambda r: r["peak_mib"]), "rounds": len(ok),
+            "decode": {"load_s": med(lambda r: r["decode"]["load_s"]),
+                       **{f"beam{b}": {"sent_s": beam(b, "sent_s"), "bleu": beam(b, "bleu")}
+                          for b in (1, 5)}}}
+
+
+# (transduce system, peer, what): the goal ratios of issue #4, each against the same attention
+RATIOS = [("transduce-general", "fairseq", "tok_s"), ("transduce", "joey", "tok_s"),
+          ("transduce", "joey", "beam5"), ("transduce-general", "joey", "beam5")]
+
+
+def ratios(rounds: list[dict[str, dict]]) -> dict[str, list[float]]:
+    """Per round, transduce's training / beam-5 decoding rate over the peer's."""
+    get = {"tok_s": lambda r: r["tok_s"], "beam5": lambda r: r["decode"]["beam5"]["sent_s"]}
+    out: dict[str, list[float]] = {}
+    for ours, peer, what in RATIOS:
+        key = f"{ours}/{peer} {what}"
+        for res in rounds:
+            a, b = res.get(ours, {}), res.get(peer, {})
+            if "error" in a or "error" in b or not a or not b or not get[what](b):
+                continue
+            out.setdefault(key, []).append(round(get[what](a) / get[what](b), 2))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--systems", default="transduce,transduce-general,joey,fairseq",
@@ -573,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="OMP/MKL threads for every system (default: torch's choice)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results",
                     help="folder for peers-<date>.json")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="train every system this many times (order rotated); report medians")
     args = ap.parse_args(argv)
     minutes = args.minutes or (1.0 if args.quick else 3.0)
     split = "test_quick" if args.quick else "test"
@@ -593,25 +638,43 @@ def main(argv: list[str] | None = None) -> int:
         s.ensure_installed()
     make_data(cache / "data")
     bleu_py = sacrebleu_python(cache, args.transduce_python)
-    results: dict[str, dict] = {}
-    for s in systems:
-        try:
-            results[s.name] = run_system(s, minutes, split, bleu_py)
-        except Exception as e:  # keep measuring the others; the JSON records the failure
-            log(f"{s.name}: FAILED: {e}")
-            results[s.name] = {"error": str(e)}
+    rounds: list[dict[str, dict]] = []
+    for k in range(max(1, args.rounds)):
+        shift = k % len(systems)  # rotate the order so no system always runs first or last
+        results: dict[str, dict] = {}
+        for s in systems[shift:] + systems[:shift]:
+            try:
+                results[s.name] = run_system(s, minutes, split, bleu_py)
+            except Exception as e:  # keep measuring the others; the JSON records the failure
+                log(f"{s.name}: FAILED: {e}")
+                results[s.name] = {"error": str(e)}
+        rounds.append(results)
+    if len(rounds) == 1:
+        results = rounds[0]
+    else:
+        results = {s.name: median_result([r[s.name] for r in rounds]) for s in systems}
+    per_round = ratios(rounds)
     report = {"date": started.isoformat(timespec="seconds"), "quick": args.quick,
               "minutes": minutes, "test_split": split, "threads": args.threads, "cache": str(cache),
               "model": MODEL, "decode_batch": DECODE_BATCH, "warmup_frac": WARMUP_FRAC,
-              "uptime_before": up_before, "uptime_after": uptime(), "systems": results}
+              "uptime_before": up_before, "uptime_after": uptime(), "systems": results,
+              "ratios": per_round}
+    if len(rounds) > 1:
+        report["rounds"] = rounds
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = ("-quick" if args.quick else "") + (f"-t{args.threads}" if args.threads else "")
+    suffix = (("-quick" if args.quick else "") + (f"-t{args.threads}" if args.threads else "")
+              + (f"-r{len(rounds)}" if len(rounds) > 1 else ""))
     path = args.out / f"peers-{started:%Y-%m-%d}{suffix}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"uptime before: {up_before}\n")
-    print(table(results))
+    print(table(results) if len(rounds) == 1 else
+          f"medians over {len(rounds)} rounds\n{table(results)}")
+    if per_round:
+        print("\nratios (per round; median):")
+        for key, values in per_round.items():
+            print(f"  {key:34s} {values}  {statistics.median(values):.2f}x")
     print(f"\nuptime after:  {report['uptime_after']}\nwrote {path}")
-    return 1 if any("error" in r for r in results.values()) else 0
+    return 1 if any("error" in r for res in rounds for r in res.values()) else 0
 
 
 if __name__ == "__main__":
