@@ -355,3 +355,21 @@ def test_tied_weights_and_views_of_one_buffer_save_and_load(tmp_path):
     load_weights(fresh, tmp_path / "ck")
     assert fresh.decoder.output.weight is fresh.decoder.embed.weight
     assert _same_weights(fresh, model)
+
+
+def test_tied_weights_load_under_either_name(tmp_path):
+    """A file holding a tied weight under its other name (as older checkpoints, written by
+    safetensors' save_model, may) loads too."""
+    from safetensors.torch import save_file
+    cfg = ModelConfig(**{**TINY.model_dump(), "tied_embeddings": True,
+                         "embedding_size": TINY.decoder_hidden_size})
+    torch.manual_seed(3)
+    model = build_model(cfg, 12, 12)
+    state = {k: v.clone() for k, v in model.state_dict().items() if k != "decoder.embed.weight"}
+    save_checkpoint(tmp_path / "ck", model, {})
+    save_file(state, str(tmp_path / "ck" / ckpt.WEIGHTS))
+    torch.manual_seed(4)
+    fresh = build_model(cfg, 12, 12)
+    load_weights(fresh, tmp_path / "ck")
+    assert fresh.decoder.output.weight is fresh.decoder.embed.weight
+    assert _same_weights(fresh, model)

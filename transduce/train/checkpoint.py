@@ -67,13 +67,16 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _with_tied(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state`` plus the names of tied weights that :func:`_weights` stored once."""
-    first: dict[tuple, str] = {}
+    """``state`` plus the names of tied weights stored once (under whichever name: files from
+    ``safetensors.torch.save_model`` may keep another one than :func:`_weights`)."""
+    groups: dict[tuple, list[str]] = {}
     for name, t in model.state_dict().items():
-        key = _same_tensor(t)
-        if key in first and first[key] in state and name not in state:
-            state[name] = state[first[key]]
-        first.setdefault(key, name)
+        groups.setdefault(_same_tensor(t), []).append(name)
+    for names in groups.values():
+        stored = next((n for n in names if n in state), None)
+        for name in names:
+            if stored is not None and name not in state:
+                state[name] = state[stored]
     return state
 
 
