@@ -24,7 +24,7 @@ from transduce.config import load_config
 from transduce.data.batching import make_batch
 from transduce.model.seq2seq import build_model
 from transduce.train.optim import build_optimizer
-from transduce.train.trainer import smoothed_nll
+from transduce.train.trainer import nll
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -50,8 +50,7 @@ def benchmark_model(attention: str = "mlp", input_feeding: bool = True):
 def train_step(model, opt, b, clip: float | None = 5.0) -> None:
     """One update as the trainer makes it: forward, label-smoothed loss per token, backward,
     clipping (unless ``clip`` is None), Adam."""
-    out = model(b.src, b.src_lens, b.tgt_in)
-    loss = smoothed_nll(out.logits.float().view(-1, out.logits.size(-1)), b.tgt_out.view(-1), 0.1)
+    loss = nll(model(b.src, b.src_lens, b.tgt_in), b, 0.1)
     opt.zero_grad(set_to_none=True)
     (loss / b.n_tgt_tokens).backward()
     if clip:

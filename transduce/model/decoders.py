@@ -195,12 +195,12 @@ class Decoder(nn.Module):
                 outs.append(h)
                 attns.append(a)
             return torch.cat(outs, dim=1), torch.cat(attns, dim=1)
-        w_emb, w_feed = self._layer0_weights()
         drop = self._combine_dropout(tgt_in.size(1), tgt_in.size(0), emb)  # (steps, batch, in)
         # the fused loop runs in one dtype: under autocast (bf16/fp16) the autograd path
         # keeps the low-precision products and fp32 accumulation
         if self.fused and not torch.is_autocast_enabled(emb.device.type):
             return self._fused_forward(emb, state, drop)
+        w_emb, w_feed = self._layer0_weights()
         # CPU cells accept a (batch, gates) bias: there the embedding half of layer 0's input
         # product is computed for all steps in one GEMM and passed as each step's bias. CUDA's
         # fused cells take a 1-D bias only; there each step's input is [embedding; fed vector].
