@@ -81,7 +81,7 @@ def child(cfg: dict) -> dict:
 
     from transduce.config import load_config
     from transduce.data.batching import batch_cost
-    from transduce.train import trainer as trainer_mod
+    from transduce.training import trainer as trainer_mod
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     import logging
@@ -98,7 +98,7 @@ def child(cfg: dict) -> dict:
     by_epoch = trainer._epoch_batches
 
     def estimate(b) -> float:  # tokens plus attention grid, in token units (summed)
-        s, t = int(trainer.src_lens[b].max()), int(trainer.tgt_lens[b].max()) + 1
+        s, t = int(trainer.data.src_lens[b].max()), int(trainer.data.tgt_lens[b].max()) + 1
         return len(b) * max(s, t) + batch_cost(len(b), s, t, trainer.att_cost)
 
     def worst_first(epoch: int):
@@ -106,11 +106,11 @@ def child(cfg: dict) -> dict:
 
     trainer._epoch_batches = worst_first
     worst = worst_first(0)[0]
-    largest = (len(worst), int(trainer.src_lens[worst].max()), int(trainer.tgt_lens[worst].max()))
+    largest = (len(worst), int(trainer.data.src_lens[worst].max()), int(trainer.data.tgt_lens[worst].max()))
     rss_before = status("VmRSS")
     tic = time.time()
     trainer.train()
-    return {"pairs_kept": len(trainer.train_src), "tgt_vocab": len(trainer.tgt.vocab),
+    return {"pairs_kept": len(trainer.data.src), "tgt_vocab": len(trainer.tgt.vocab),
             "params": trainer.n_params, "largest_batch": largest,
             "rss_before_gib": rss_before / GIB, "peak_rss_gib": status("VmHWM") / GIB,
             "seconds": time.time() - tic}

@@ -119,7 +119,7 @@ def profile(precision: str, data: Path, work: Path, steps: int, threads: int,
     from torch.profiler import ProfilerActivity
 
     from transduce.config import load_config
-    from transduce.train.trainer import Trainer
+    from transduce.training.trainer import Trainer
 
     torch.set_num_threads(threads)
     logging.getLogger("transduce").setLevel(logging.WARNING)

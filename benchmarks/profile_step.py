@@ -23,8 +23,8 @@ import torch
 from transduce.config import load_config
 from transduce.data.batching import make_batch
 from transduce.model.seq2seq import build_model
-from transduce.train.optim import build_optimizer
-from transduce.train.trainer import nll
+from transduce.training.optim import build_optimizer
+from transduce.training.loss import nll
 
 OUT = Path(__file__).resolve().parent / "results"
 

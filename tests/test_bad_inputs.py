@@ -111,7 +111,7 @@ def _corrupt_vocab(c: Ctx) -> list[str]:
 
 
 def _nan_loss(c: Ctx) -> list[str]:
-    from transduce.train.trainer import Trainer
+    from transduce.training.trainer import Trainer
 
     real = Trainer._loss
     c.monkeypatch.setattr(Trainer, "_loss", lambda *a, **k: real(*a, **k) * float("nan"))
@@ -340,7 +340,7 @@ def test_nan_steps_are_skipped_and_counted_and_training_goes_on(trained, tmp_pat
     """A few NaN losses: each update is skipped (weights untouched), counted, and training
     continues; fewer than max_nonfinite_updates in a row never stop it."""
     from transduce.config import load_config
-    from transduce.train.trainer import Trainer
+    from transduce.training.trainer import Trainer
 
     ctx = Ctx(tmp_path, trained, monkeypatch)
     real, calls = Trainer._loss, []
@@ -354,15 +354,15 @@ def test_nan_steps_are_skipped_and_counted_and_training_goes_on(trained, tmp_pat
                                            "log_every": 8, "max_nonfinite_updates": 3}))
     trainer = Trainer(cfg)
     weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer._update([trainer._batch(trainer._epoch_batches(0)[0])])  # call 1: a normal update
+    trainer._update([trainer.data.batch(trainer._epoch_batches(0)[0])])  # call 1: a normal update
     changed = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     assert any(not torch.equal(weights[k], changed[k]) for k in weights)
-    trainer._update([trainer._batch(trainer._epoch_batches(0)[1])])  # call 2: NaN, skipped
+    trainer._update([trainer.data.batch(trainer._epoch_batches(0)[1])])  # call 2: NaN, skipped
     assert all(torch.equal(changed[k], v) for k, v in trainer.model.state_dict().items())
-    assert trainer.nonfinite == 1 and trainer.nonfinite_run == 1
+    assert trainer.state.nonfinite == 1 and trainer.state.nonfinite_run == 1
     trainer.train()  # calls 3 (NaN) and 6 (NaN) among the rest: never 3 in a row
     monkeypatch.undo()
-    assert trainer.step == 18 and trainer.nonfinite == 3 and trainer.nonfinite_run == 0
+    assert (trainer.state.step, trainer.state.nonfinite, trainer.state.nonfinite_run) == (18, 3, 0)
     state = torch.load(ctx.model_dir / "last" / "trainer_state.pt", weights_only=True)
     assert state["nonfinite"] == 3
     metrics = (ctx.model_dir / "metrics.jsonl").read_text()

@@ -14,13 +14,13 @@ import torch
 import yaml
 from safetensors import SafetensorError
 
-from transduce.train import checkpoint as ckpt
+from transduce import model_dir as ckpt
 from conftest import tiny_config
 from transduce.cli import main
 from transduce.config import ModelConfig
 from transduce.errors import TransduceError
 from transduce.model.seq2seq import build_model
-from transduce.train.checkpoint import (find_checkpoint, load_trainer_state, load_weights,
+from transduce.model_dir import (find_checkpoint, load_trainer_state, load_weights,
                                         read_meta, save_checkpoint)
 
 TINY = ModelConfig(embedding_size=8, encoder_hidden_size=8, decoder_hidden_size=8, dropout=0.0)

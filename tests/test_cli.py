@@ -76,12 +76,13 @@ def test_python_api_loads_and_translates(trained):
 
 def test_import_is_light_and_api_names_stay_functions(trained):
     """``import transduce`` (and so the command line's start) loads neither torch nor pydantic;
-    loading a model imports the subpackage ``transduce.train`` without replacing the function."""
+    the trainer's package (``transduce.training``) does not shadow the function ``train``."""
     model_dir, _ = trained
     code = ("import sys, transduce\n"
             "assert 'torch' not in sys.modules and 'pydantic' not in sys.modules\n"
             f"transduce.load({str(model_dir)!r})\n"
-            "from transduce.train.trainer import Trainer\n"
+            "import transduce.training.trainer\n"
+            "from transduce.training.trainer import Trainer\n"
             "assert callable(transduce.train) and callable(transduce.evaluate)\n"
             "assert transduce.Trainer is Trainer and transduce.Config.__name__ == 'Config'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

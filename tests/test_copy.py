@@ -11,24 +11,14 @@ import transduce
 from transduce.config import load_config
 from transduce.data.batching import make_batch
 from transduce.data.generate import write_task
-from transduce.data.vocabulary import PAD_ID, UNK_ID, Vocabulary
+from transduce.data.vocabulary import PAD_ID, UNK_ID
 from transduce.decode.search import beam_search, coverage_penalty, greedy
 from transduce.evaluate import repeated_ngram_rate
 from transduce.model import pointer
 from transduce.model.seq2seq import build_model
+from transduce.training import loss as losses
 
 from conftest import tiny_config
-
-VOCAB = Vocabulary(["a", "b", "c"])  # ids 4, 5, 6; size 7
-
-
-def test_extended_ids_number_source_oovs_in_order():
-    ids, oovs = pointer.source_ext_ids(["a", "zz", "b", "yy", "zz"], VOCAB)
-    assert ids == [4, 7, 5, 8, 7]
-    assert oovs == ["zz", "yy"]
-    # copyable target OOVs get their extended id, others <unk>
-    assert pointer.target_ext_ids(["yy", "c", "qq", "zz"], VOCAB, oovs) == [8, 6, UNK_ID, 7]
-    assert pointer.decode_ext([8, 4, 7, 3, 5], VOCAB, oovs) == ["yy", "a", "zz"]
 
 
 def _copy_model(**model):
@@ -54,7 +44,7 @@ def test_copy_loss_is_the_nll_of_the_decoding_distribution(feeding, coverage):
     b = _copy_batch()
     with torch.no_grad():
         out = model(b.src, b.src_lens, b.tgt_in, b.src_ext)
-        loss = pointer.copy_nll(out.logits, out.attention, out.p_gen, b.src_ext, b.tgt_out)
+        loss = losses.copy_nll(out.logits, out.attention, out.p_gen, b.src_ext, b.tgt_out)
         state = model.encode(b.src, b.src_lens, b.src_ext)
         assert state.n_ext == 3
         total = 0.0
@@ -94,9 +84,9 @@ def test_coverage_loss_counts_attention_paid_twice():
     once = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # (batch 1, tgt 2, src 2)
     twice = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
     tgt = torch.tensor([[5, 6]])
-    assert float(pointer.coverage_loss(once, tgt)) == 0.0
-    assert float(pointer.coverage_loss(twice, tgt)) == 1.0
-    assert float(pointer.coverage_loss(twice, torch.tensor([[5, PAD_ID]]))) == 0.0
+    assert float(losses.coverage_loss(once, tgt)) == 0.0
+    assert float(losses.coverage_loss(twice, tgt)) == 1.0
+    assert float(losses.coverage_loss(twice, torch.tensor([[5, PAD_ID]]))) == 0.0
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from conftest import tiny_config
 from transduce.config import load_config
 from transduce.errors import TransduceError
-from transduce.train.trainer import Trainer
+from transduce.training.trainer import Trainer
 
 STEPS = 8
 TOLERANCE = 1e-6

@@ -28,7 +28,7 @@ import json, re, sys
 import torch
 torch.set_num_threads(1)
 from transduce.config import load_config
-from transduce.train import trainer as trainer_mod
+from transduce.training import trainer as trainer_mod
 
 def peak_kib():
     return int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
@@ -130,7 +130,7 @@ def test_peak_memory_with_long_lines_stays_near_short_lines(reverse_data, tmp_pa
 def test_default_settings_filter_over_long_lines_with_a_warning(tmp_path, caplog):
     """With the default data.max_src_len/max_tgt_len (100), 1,000-token lines are skipped (and
     counted, naming the first), so default batches of 64 sentences stay small."""
-    from transduce.train.trainer import Trainer
+    from transduce.training.trainer import Trainer
 
     rng = random.Random(1)
     pairs = _pairs(30, SHORT, rng)
@@ -142,7 +142,7 @@ def test_default_settings_filter_over_long_lines_with_a_warning(tmp_path, caplog
     with caplog.at_level(logging.WARNING, logger="transduce"):
         trainer = Trainer(cfg)
     trainer._close_log()
-    assert len(trainer.train_src) == 28 and max(trainer.src_lens) == SHORT
+    assert len(trainer.data.src) == 28 and max(trainer.data.src_lens) == SHORT
     assert "skipped 2 of 30 training pairs (0 empty, 2 over the length limits; first at " \
         f"{train}.src:8)" in caplog.text
 
@@ -153,7 +153,7 @@ def test_lean_loss_equals_cross_entropy_and_its_gradient():
     import torch
     import torch.nn.functional as F
 
-    from transduce.train.trainer import smoothed_nll
+    from transduce.training.loss import smoothed_nll
 
     torch.manual_seed(0)
     for eps in (0.0, 0.1, 0.35):

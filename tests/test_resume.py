@@ -22,8 +22,8 @@ import yaml
 from conftest import tiny_config
 from transduce.cli import main
 from transduce.config import load_config
-from transduce.train.checkpoint import find_checkpoint
-from transduce.train.trainer import Trainer
+from transduce.model_dir import find_checkpoint
+from transduce.training.trainer import Trainer
 
 STEPS, EVERY = 40, 8  # 600 pairs / 32 = 19 batches an epoch: the runs cross two epoch ends
 
@@ -140,7 +140,7 @@ def test_signal_saves_last_exits_and_resume_is_exact(reference, reverse_data, tm
 
     def update_then_signal(self, batches):
         loss = real_update(self, batches)
-        if self.step + 1 == at_step:  # the update of step `at_step` has just run
+        if self.state.step + 1 == at_step:  # the update of step `at_step` has just run
             os.kill(os.getpid(), sig)
         return loss
 
@@ -173,7 +173,7 @@ def test_resume_with_accumulation_cosine_schedule_and_token_batches(reverse_data
 
     def update_then_signal(self, batches):
         loss = real_update(self, batches)
-        if self.step + 1 == 9:
+        if self.state.step + 1 == 9:
             os.kill(os.getpid(), signal.SIGTERM)
         return loss
 
@@ -203,9 +203,9 @@ def test_restart_restores_every_part_of_the_state(reference, tmp_path):
     trainer = Trainer(cfg)
     saved = _state(model_dir)
     assert trainer.resume_from == model_dir / "last"
-    assert (trainer.step, trainer.epoch, trainer.batch_in_epoch) == \
+    assert (trainer.state.step, trainer.state.epoch, trainer.state.batch_in_epoch) == \
         (saved["step"], saved["epoch"], saved["batch_in_epoch"])
-    assert trainer.best_score == saved["best_score"] and trainer.best_score is not None
+    assert trainer.state.best_score == saved["best_score"] and trainer.state.best_score is not None
     assert trainer.schedule.state_dict() == saved["schedule"]
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(
         saved["optimizer"]["param_groups"][0]["lr"])

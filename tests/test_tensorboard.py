@@ -8,7 +8,7 @@ import pytest
 from conftest import tiny_config
 from transduce.config import load_config
 from transduce.errors import TransduceError
-from transduce.train.trainer import Trainer
+from transduce.training.trainer import Trainer
 
 pytest.importorskip("tensorboard")
 

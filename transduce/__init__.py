@@ -10,9 +10,6 @@ import importlib
 
 # ``import transduce`` loads neither torch nor pydantic (the command line starts with it, and
 # ``--help`` or ``evaluate`` need neither); the functions import what they use when called.
-# ``transduce.train`` is also the subpackage of the trainer: it is imported first, so that
-# importing it later (loading a model does) does not replace the function ``train``.
-from transduce import train as _train_package  # noqa: F401
 from transduce.api import load, train
 from transduce.errors import TransduceError
 from transduce.evaluate import evaluate
@@ -22,7 +19,7 @@ __all__ = ["train", "load", "evaluate", "Config", "load_config", "Translator", "
            "TransduceError"]
 
 _LAZY = {"Config": "transduce.config", "load_config": "transduce.config",
-         "Translator": "transduce.decode.translator", "Trainer": "transduce.train.trainer"}
+         "Translator": "transduce.decode.translator", "Trainer": "transduce.training.trainer"}
 
 
 def __getattr__(name: str):

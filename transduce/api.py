@@ -13,7 +13,7 @@ def train(config: str | Path | dict | Config, overrides: dict[str, Any] | list[s
           overwrite: bool = False) -> Translator:
     """Train from a YAML file, dict or :class:`Config`; returns the best model, ready to use."""
     from transduce.config import Config, load_config
-    from transduce.train.trainer import Trainer
+    from transduce.training.trainer import Trainer
 
     if isinstance(config, Config):
         config = load_config(config.to_dict(), overrides)

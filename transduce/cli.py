@@ -80,7 +80,9 @@ def _write_output(lines: list[str], path: str | None) -> None:
 
 
 def _decode_options(args: argparse.Namespace) -> dict:
-    opts = {"beam_size": args.beam_size, "batch_size": args.batch_size, "max_len": args.max_len}
+    """The decoding flags as DecodingConfig overrides (None: the model's config decides)."""
+    opts = {"beam_size": args.beam_size, "batch_size": args.batch_size, "max_len": args.max_len,
+            "n_best": getattr(args, "n_best", None)}
     if args.sample:
         opts.update(sampling=True, temperature=args.temperature, top_k=args.top_k,
                     top_p=args.top_p, seed=args.seed)
@@ -89,11 +91,11 @@ def _decode_options(args: argparse.Namespace) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from transduce.config import load_config
-    from transduce.train.trainer import Trainer, TrainingInterrupted
+    from transduce.training.trainer import Trainer, TrainingInterrupted
 
     config = load_config(args.config, args.set)
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
-        from transduce.train.distributed import launch
+        from transduce.training.distributed import launch
 
         return launch(args.nproc, ["train", args.config, *(["--set", *args.set] if args.set
                                                            else []),
@@ -114,11 +116,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
         model = load(args.model_dir, args.checkpoint, args.device)
     lines = _read_input(args.input)
-    results = model.search(lines, n_best=args.n_best, **_decode_options(args))
+    options = _decode_options(args)
+    n_best = model.config.decoding.override(**options).n_best
     out = []
-    for res in results:
-        if args.n_best > 1:
-            res = res + [None] * (args.n_best - len(res))
+    for res in model.search(lines, **options):
+        if n_best > 1:
+            res = res + [None] * (n_best - len(res))
             out.extend(f"{r.text}\t{r.score:.4f}" if r else "\t0.0000" for r in res)
         else:
             out.append(res[0].text if res else "")
@@ -283,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("model_dir")
     tr.add_argument("-i", "--input")
     tr.add_argument("-o", "--output")
-    tr.add_argument("--n-best", type=POSITIVE, default=1)
+    tr.add_argument("--n-best", type=POSITIVE, default=None)
     decoding(tr)
     tr.set_defaults(func=cmd_translate)
 

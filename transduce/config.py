@@ -123,11 +123,15 @@ class TrainingConfig(_Section):
 
 
 class DecodingConfig(_Section):
+    """Decoding settings: the ``decoding`` section, and per call (CLI flags, API keywords, HTTP
+    request fields) the same object with overrides (:meth:`override`), checked once here."""
+
     beam_size: int = Field(5, ge=1)
     n_best: int = Field(1, ge=1)
     length_penalty: float = Field(1.0, ge=0)  # GNMT alpha; 0 = none
     max_len_a: float = Field(1.5, ge=0)  # max output length = a * src_len + b
     max_len_b: int = Field(10, ge=1)
+    max_len: Optional[int] = Field(None, ge=1)  # a cap on that, in tokens
     no_repeat_ngram_size: int = Field(0, ge=0)
     coverage_penalty: float = Field(0.0, ge=0)  # GNMT beta: beam favours covering the source
     batch_size: int = Field(64, ge=1)
@@ -137,6 +141,34 @@ class DecodingConfig(_Section):
     temperature: float = Field(1.0, gt=0)
     top_k: int = Field(0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
+    seed: Optional[int] = None  # sampling; default: the config's seed
+
+    @model_validator(mode="after")
+    def _check(self) -> "DecodingConfig":
+        if self.sampling and self.n_best > 1:
+            raise ValueError(f"n_best ({self.n_best}) must be 1 when sampling (one sample per "
+                             "input); sample again with another seed for more")
+        if self.n_best > self.beam_size:
+            raise ValueError(f"n_best ({self.n_best}) cannot exceed the beam size "
+                             f"({self.beam_size}); raise the beam size (--beam-size "
+                             f"{self.n_best}) or lower n_best")
+        return self
+
+    def override(self, **options: Any) -> "DecodingConfig":
+        """A copy with ``options`` (None: keep this value), validated; a bad or unknown option
+        is a one-line :class:`TransduceError`."""
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - set(type(self).model_fields))
+        if unknown:
+            guess = difflib.get_close_matches(unknown[0], type(self).model_fields, n=1)
+            hint = f"; did you mean '{guess[0]}'?" if guess else ""
+            raise TransduceError(f"unknown decoding option '{unknown[0]}'{hint}")
+        try:
+            return type(self).model_validate({**self.model_dump(), **given})
+        except ValidationError as e:
+            raise TransduceError("; ".join(
+                (f"decoding option '{'.'.join(map(str, err['loc']))}': " if err["loc"] else "")
+                + err["msg"].removeprefix("Value error, ") for err in e.errors())) from None
 
 
 class Config(_Section):

@@ -8,12 +8,19 @@ of several ranks can take its own share.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from transduce.config import DataConfig
+from transduce.data.codec import Codec, encode_pairs
+from transduce.data.corpus import filter_pairs
 from transduce.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
+
+log = logging.getLogger("transduce")
 
 
 @dataclass
@@ -64,6 +71,38 @@ def make_batch(src: list, tgt: list | None = None, src_ext: list | None = None) 
     n_tok = sum(len(t) for t in tgt) + len(tgt)
     return Batch(torch.from_numpy(src_arr), src_lens, torch.from_numpy(tgt_in),
                  torch.from_numpy(tgt_out), n_tok, tgt_out.size - n_tok, ext)
+
+
+class Pairs:
+    """Encoded training pairs as int64 arrays with their lengths; :meth:`batch` pads some.
+    ``ext``: with copy, the sources as extended target ids (see ``data/vocabulary.py``)."""
+
+    def __init__(self, src: list[list[int]], tgt: list[list[int]],
+                 ext: list[list[int]] | None = None):
+        arrays = lambda seqs: [np.array(s, dtype=np.int64) for s in seqs]  # noqa: E731
+        self.src, self.tgt = arrays(src), arrays(tgt)
+        self.ext = arrays(ext) if ext is not None else None
+        self.src_lens = np.array([len(s) for s in self.src])
+        self.tgt_lens = np.array([len(s) for s in self.tgt])
+
+    @classmethod
+    def from_text(cls, src_lines: list[str], tgt_lines: list[str], src: Codec, tgt: Codec,
+                  cfg: DataConfig, src_path: Path, copy: bool = False) -> "Pairs":
+        """Tokenized, filtered (empty and over-long pairs, see ``corpus.filter_pairs``) and
+        encoded training pairs."""
+        src_tok = [src.tokenize(s) for s in src_lines]
+        tgt_tok = [tgt.tokenize(s) for s in tgt_lines]
+        keep, _ = filter_pairs(src_tok, tgt_tok, cfg.max_src_len, cfg.max_tgt_len, src_path,
+                               cfg.skip_bad_pairs)
+        pairs = cls(*encode_pairs([src_tok[i] for i in keep], [tgt_tok[i] for i in keep],
+                                  src.vocab, tgt.vocab, copy)[:3])
+        log.info("training data: %d pairs from %s (mean %.1f source / %.1f target tokens)",
+                 len(keep), src_path, pairs.src_lens.mean(), pairs.tgt_lens.mean())
+        return pairs
+
+    def batch(self, idx: np.ndarray) -> Batch:
+        return make_batch([self.src[i] for i in idx], [self.tgt[i] for i in idx],
+                          [self.ext[i] for i in idx] if self.ext is not None else None)
 
 
 def attention_cost(attention: str, hidden_size: int, embedding_size: int,
@@ -146,3 +185,16 @@ def _cut_by_cost(idx: np.ndarray, src: np.ndarray, tgt: np.ndarray, budget: int,
     if start < len(idx):
         out.append(idx[start:])
     return out
+
+
+def warn_oversized(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int,
+                   att_cost: float, limits: str) -> None:
+    """Pairs that exceed the token budget alone are trained one per batch: say so, once.
+    ``limits`` names the settings that bound a pair's length, for the advice."""
+    cost = np.maximum(np.maximum(src_lens, tgt_lens + 1), att_cost * src_lens * (tgt_lens + 1))
+    over = int((cost > batch_tokens).sum())
+    if over:
+        log.warning("%d training pairs exceed training.batch_tokens=%d on their own (the "
+                    "largest costs %d tokens, attention included); each gets a batch of its "
+                    "own. Lower %s to keep memory within the budget", over, batch_tokens,
+                    int(cost.max()), limits)

@@ -1,9 +1,9 @@
-"""A codec joins one side's tokenizer and vocabulary: text <-> token ids.
+"""A codec joins one side's tokenizer and vocabulary; :func:`encode_pairs` turns tokens into ids.
 
 ``build_codecs`` makes both sides' codecs from the training text (training SentencePiece when
 asked) and saves them in model_dir; ``load_codecs`` reads them back for decoding or resume.
 Files: ``vocab.src.txt``, ``vocab.tgt.txt`` and, for SentencePiece, ``spm.src.model``,
-``spm.tgt.model``.
+``spm.tgt.model`` (:data:`CODEC_FILES`).
 """
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from pathlib import Path
 
 from transduce.config import DataConfig
 from transduce.data.tokenizers import SentencePieceTokenizer, Tokenizer, make_tokenizer
-from transduce.data.vocabulary import Vocabulary
+from transduce.data.vocabulary import Vocabulary, source_ext_ids, target_ext_ids
 from transduce.errors import TransduceError
 
 log = logging.getLogger("transduce")
 SIDES = ("src", "tgt")
+CODEC_FILES = tuple(f"{kind}.{side}.{ext}" for kind, ext in (("vocab", "txt"), ("spm", "model"))
+                    for side in SIDES)
 
 
 class Codec:
@@ -27,11 +29,29 @@ class Codec:
     def tokenize(self, text: str) -> list[str]:
         return self.tokenizer.tokenize(text)
 
-    def encode(self, text: str) -> list[int]:
-        return self.vocab.encode(self.tokenizer.tokenize(text))
 
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.detokenize(self.vocab.decode(ids))
+def encode_pairs(src_tokens: list[list[str]], tgt_tokens: list[list[str]] | None,
+                 src_vocab: Vocabulary, tgt_vocab: Vocabulary, copy: bool = False
+                 ) -> tuple[list[list[int]], list[list[int]] | None, list[list[int]] | None,
+                            list[list[str]] | None]:
+    """Tokens -> ids, for training, validation and decoding alike.
+
+    Returns (source ids, target ids or None without targets, and with ``copy`` the source as
+    extended target ids and each pair's out-of-vocabulary source tokens; see
+    :func:`~transduce.data.vocabulary.source_ext_ids`). With copy, target tokens found among the
+    source's out-of-vocabulary tokens get their extended ids."""
+    src = [src_vocab.encode(toks) for toks in src_tokens]
+    if not copy:
+        tgt = [tgt_vocab.encode(toks) for toks in tgt_tokens] if tgt_tokens is not None else None
+        return src, tgt, None, None
+    ext, oovs = [], []
+    for toks in src_tokens:
+        ids, unknown = source_ext_ids(toks, tgt_vocab)
+        ext.append(ids)
+        oovs.append(unknown)
+    tgt = ([target_ext_ids(toks, tgt_vocab, unknown) for toks, unknown in zip(tgt_tokens, oovs)]
+           if tgt_tokens is not None else None)
+    return src, tgt, ext, oovs
 
 
 def _kind(cfg: DataConfig, side: str) -> str:
@@ -42,10 +62,7 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
                  tgt_lines: list[str]) -> tuple[Codec, Codec]:
     """Build tokenizers and vocabularies from training text and save them in ``model_dir``."""
     text = {"src": src_lines, "tgt": tgt_lines}
-    kinds = {side: _kind(cfg, side) for side in SIDES}
-    if cfg.shared_vocab and kinds["src"] != kinds["tgt"]:
-        raise TransduceError("data.shared_vocab needs the same tokenizer on both sides "
-                             f"(got src={kinds['src']}, tgt={kinds['tgt']})")
+    kinds = {side: _kind(cfg, side) for side in SIDES}  # config.py checks shared_vocab's
     tokenizers: dict[str, Tokenizer] = {}
     for side in SIDES:
         if kinds[side] == "sentencepiece":
@@ -85,6 +102,10 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
 
 def load_codecs(cfg: DataConfig, model_dir: Path) -> tuple[Codec, Codec]:
     """Read the codecs saved by :func:`build_codecs`."""
+    for side in SIDES:
+        if not (model_dir / f"vocab.{side}.txt").is_file():
+            raise TransduceError(f"{model_dir}/vocab.{side}.txt: vocabulary missing; the "
+                                 "model_dir is incomplete: copy it again or retrain")
     codecs = []
     for side in SIDES:
         kind = _kind(cfg, side)

@@ -8,8 +8,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transduce.errors import TransduceError
+
+if TYPE_CHECKING:  # the command line reads files with this module: pydantic stays unloaded
+    from transduce.config import DataConfig
 
 log = logging.getLogger("transduce")
 
@@ -67,6 +71,22 @@ def read_parallel(src_path: str | Path, tgt_path: str | Path,
         raise TransduceError(f"{src_path}: the file is empty; a corpus needs at least one pair "
                              "of lines (source line i translates to target line i)")
     return src, tgt
+
+
+def read_corpora(cfg: DataConfig) -> tuple[tuple[list[str], list[str]], Path,
+                                          tuple[list[str], list[str]] | None]:
+    """The training pairs, the training source file, and the dev pairs (None without
+    ``data.dev``); ``data.test`` is read too, so that a typo does not wait for hours of training."""
+    if not cfg.train:
+        raise TransduceError("config key 'data.train' is not set; give the training file "
+                             "prefix (data/train for data/train.<src_lang>, .<tgt_lang>)")
+    src_path, tgt_path = resolve_pair(cfg.train, cfg.src_lang, cfg.tgt_lang)
+    train = read_parallel(src_path, tgt_path, key="data.train")
+    dev = read_parallel(*resolve_pair(cfg.dev, cfg.src_lang, cfg.tgt_lang),
+                        key="data.dev") if cfg.dev else None
+    if cfg.test:
+        read_parallel(*resolve_pair(cfg.test, cfg.src_lang, cfg.tgt_lang), key="data.test")
+    return train, src_path, dev
 
 
 @dataclass

@@ -1,4 +1,10 @@
-"""Vocabulary: token <-> id, with the specials ``<pad> <unk> <s> </s>`` at ids 0-3."""
+"""Vocabulary: token <-> id, with the specials ``<pad> <unk> <s> </s>`` at ids 0-3.
+
+The *extended vocabulary* of copy models (``model.copy``, see ``model/pointer.py``): source tokens
+missing from the target vocabulary get temporary ids ``V, V+1, ...`` (``V`` = target vocabulary
+size), numbered per sentence in order of first appearance. They can be produced (by copying
+only) and are mapped back to their strings at output.
+"""
 from __future__ import annotations
 
 from collections import Counter
@@ -69,3 +75,38 @@ class Vocabulary:
             raise TransduceError(f"{path}: line 1-4 must be {' '.join(SPECIALS)}; "
                                  "the vocabulary file is corrupt")
         return cls(tokens[4:])
+
+
+def source_ext_ids(src_tokens: list[str], vocab: Vocabulary) -> tuple[list[int], list[str]]:
+    """Source tokens as target-side ids: vocabulary ids, or extended ids ``len(vocab) + j`` for
+    the j-th distinct out-of-vocabulary token. Returns (ids, the out-of-vocabulary tokens)."""
+    oovs: dict[str, int] = {}
+    ids = []
+    for tok in src_tokens:
+        i = vocab.stoi.get(tok)
+        if i is None or i == UNK_ID:
+            i = len(vocab) + oovs.setdefault(tok, len(oovs))
+        ids.append(i)
+    return ids, list(oovs)
+
+
+def target_ext_ids(tgt_tokens: list[str], vocab: Vocabulary, oovs: list[str]) -> list[int]:
+    """Target tokens as ids for the copy loss: out-of-vocabulary tokens found in the source get
+    their extended id (they can be copied), the others ``<unk>``."""
+    ext = {tok: len(vocab) + j for j, tok in enumerate(oovs)}
+    get = vocab.stoi.get
+    return [get(t, ext.get(t, UNK_ID)) for t in tgt_tokens]
+
+
+def decode_ext(ids: list[int], vocab: Vocabulary, oovs: list[str]) -> list[str]:
+    """Extended ids back to tokens (as :meth:`Vocabulary.decode`, plus copied tokens)."""
+    n = len(vocab)
+    out = []
+    for i in ids:
+        if i == EOS_ID:
+            break
+        if i >= n:
+            out.append(oovs[i - n] if i - n < len(oovs) else vocab.itos[UNK_ID])
+        else:
+            out.extend(vocab.decode([i]))
+    return out

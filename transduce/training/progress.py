@@ -1,0 +1,143 @@
+"""What a run reports and how it is stopped: ``train.log``, ``metrics.jsonl``, the progress bar,
+the running sums behind each log line, and SIGINT/SIGTERM handling."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from transduce.model_dir import METRICS, TRAIN_LOG
+
+log = logging.getLogger("transduce")
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM arrived; ``last/`` was saved. ``exit_code`` is 130 or 143."""
+
+    def __init__(self, signum: int, step: int, model_dir: Path):
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted at step {step}; last/ saved. Resume with the same "
+                         f"command (model_dir {model_dir})")
+
+
+@contextmanager
+def stop_signals() -> Iterator[list[int]]:
+    """While inside, SIGINT/SIGTERM append their number to the yielded list (the loop saves
+    ``last/`` and stops after the current update); a second signal aborts at once with
+    KeyboardInterrupt (checkpoints are written atomically). Outside the main thread, a no-op."""
+    received: list[int] = []
+
+    def on_signal(signum, _frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        log.warning("%s received: saving last/ after this update (again to abort at once)",
+                    signal.Signals(signum).name)
+
+    old = {}
+    for s in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[s] = signal.signal(s, on_signal)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield received
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class RunLog:
+    """``train.log`` (the log lines, also printed) and ``metrics.jsonl`` (one JSON object per
+    event) in model_dir; only the process that reports (rank 0) writes."""
+
+    def __init__(self, model_dir: Path, main: bool = True):
+        self.metrics = model_dir / METRICS if main else None
+        self.handler: logging.Handler | None = None
+        if main:
+            self.handler = logging.FileHandler(model_dir / TRAIN_LOG, encoding="utf-8")
+            self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            log.addHandler(self.handler)
+
+    def record(self, event: dict) -> None:
+        if self.metrics is not None:
+            with open(self.metrics, "a", encoding="utf-8") as f:
+                f.write(json.dumps(event) + "\n")
+
+    def close(self) -> None:
+        if self.handler is not None:
+            log.removeHandler(self.handler)
+            self.handler.close()
+            self.handler = None
+
+
+class Window:
+    """Sums over the updates since the last log line."""
+
+    def __init__(self) -> None:
+        self.loss, self.tok, self.pad, self.time = 0.0, 0, 0, 0.0
+
+    def add(self, loss: float, tokens: int, pad: int, seconds: float) -> None:
+        if math.isfinite(loss):
+            self.loss += loss
+            self.tok += tokens
+            self.pad += pad
+        self.time += seconds
+
+    def event(self, **fields) -> dict:
+        """The ``train`` event of metrics.jsonl: ``fields`` plus the window's means."""
+        loss = self.loss / max(1, self.tok)
+        return {"event": "train", **fields, "loss": loss, "ppl": math.exp(min(loss, 50)),
+                "tgt_tok_s": self.tok / max(self.time, 1e-9),
+                "pad_frac": self.pad / max(1, self.pad + self.tok)}
+
+
+class Progress:
+    """A rich progress bar on a terminal (rank 0's); nothing otherwise (the log lines carry the
+    numbers)."""
+
+    def __init__(self, total: int, done: int, show: bool = True):
+        self.bar = None
+        if show and sys.stderr.isatty():
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.description}"),
+                                transient=True)
+            self.task = self.bar.add_task("", total=total, completed=done)
+            self.bar.start()
+        self.total = total
+
+    def update(self, step: int) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=step)
+
+    def describe(self, text: str) -> None:
+        if self.bar:
+            self.bar.update(self.task, description=text)
+
+    def eta(self, step: int, elapsed: float, max_minutes: float | None) -> str:
+        left = (self.total - step) * elapsed / max(step, 1)
+        if max_minutes:
+            left = min(left, max(0.0, 60 * max_minutes - elapsed))
+        return time.strftime("%H:%M:%S", time.gmtime(left))
+
+    def report(self, record: dict, elapsed: float, max_minutes: float | None) -> None:
+        """A :meth:`Window.event` as the log line and the bar's description."""
+        eta = self.eta(record["step"], elapsed, max_minutes)
+        self.describe(f"loss {record['loss']:.3f} | {record['tgt_tok_s']:,.0f} tok/s")
+        log.info("step %d | epoch %d | loss %.4f | ppl %.2f | lr %.2e | %s tgt tok/s | pad %.1f%%"
+                 " | eta %s", record["step"], record["epoch"], record["loss"], record["ppl"],
+                 record["lr"], f"{record['tgt_tok_s']:,.0f}", 100 * record["pad_frac"], eta)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()
+            self.bar = None

@@ -1,0 +1,190 @@
+"""What a run must remember to continue exactly where it stopped, and when it may resume.
+
+:class:`TrainerState` is the position of a run (step, epoch, batch, early stopping, time). It is
+written to ``last/trainer_state.pt`` together with the optimizer, schedule, gradient-scaler and
+RNG states (:meth:`TrainerState.to_file`), and read back and checked in one place
+(:meth:`TrainerState.from_file`). The file holds only tensors and plain values, loaded with
+``torch.load(weights_only=True)`` (``model_dir.load_trainer_state``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from transduce.config import TrainingConfig
+from transduce.errors import TransduceError
+from transduce.model_dir import (CONFIG, STATE, load_trainer_state, load_weights,
+                                 save_checkpoint)
+from transduce.training.distributed import World
+
+log = logging.getLogger("transduce")
+# Settings a resumed run must share with the run that wrote last/: they fix the network's shape,
+# what its vocabulary means, and what the optimizer state is for. The rest may change on resume.
+SAME_ON_RESUME = ("model", "data.tokenizer", "data.src_tokenizer", "data.tgt_tokenizer",
+                  "data.lowercase", "data.vocab_size", "data.spm_model_type", "data.min_freq",
+                  "data.max_vocab_size", "data.shared_vocab", "training.optimizer")
+# the parts of the state file beside the position: the state dicts of the trainer's optimizer,
+# schedule and gradient scaler, and rank 0's RNG states
+PARTS = ("optimizer", "schedule", "scaler", "rng")
+OPTIONAL = {"nonfinite_run": 0, "validated_at": -1}  # absent from files of older versions
+
+
+@dataclass
+class TrainerState:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_score: float | None = None
+    bad_validations: int = 0  # validations without improvement, in a row
+    elapsed: float = 0.0  # training seconds so far, validation excluded
+    nonfinite: int = 0  # updates skipped because the loss was NaN/inf
+    nonfinite_run: int = 0  # ... of which in a row, up to now
+    validated_at: int = -1  # step of the last validation
+
+    def validated(self, value: float, higher_is_better: bool) -> bool:
+        """Count a validation scoring ``value``; True if it is the best so far."""
+        better = math.isfinite(value) and (self.best_score is None or (
+            value > self.best_score if higher_is_better else value < self.best_score))
+        if better:
+            self.best_score, self.bad_validations = value, 0
+        else:
+            self.bad_validations += 1
+        return better
+
+    def skip_nonfinite(self, loss: float, limit: int, model_dir: Path) -> None:
+        """Count an update skipped for a NaN/inf loss; ``limit`` of them in a row stop training."""
+        self.nonfinite += 1
+        self.nonfinite_run += 1
+        log.warning("step %d: loss is %s; update skipped (%d in a row, %d in all)",
+                    self.step + 1, loss, self.nonfinite_run, self.nonfinite)
+        if self.nonfinite_run >= limit:
+            raise TransduceError(
+                f"{self.nonfinite_run} updates in a row had a NaN/inf loss (step {self.step + 1}); "
+                f"training stopped, the checkpoints in {model_dir} are intact. Lower "
+                "training.lr, set training.clip_grad_norm or use training.precision: fp32, then "
+                "run the same command to resume")
+
+    def stop_reason(self, t: TrainingConfig, resumed: bool = False) -> str:
+        """Why training stops here (max_steps, max_minutes; on resume also early stopping that
+        has already struck), or ""."""
+        if resumed and t.patience and self.bad_validations >= t.patience:
+            return f"early stopping: no improvement in {t.patience} validations"
+        if t.max_steps and self.step >= t.max_steps:
+            return f"max_steps={t.max_steps} reached"
+        if t.max_minutes and self.elapsed >= 60 * t.max_minutes:
+            return f"max_minutes={t.max_minutes} reached"
+        return ""
+
+    def to_file(self, parts: dict[str, Any], rank_rngs: list[dict], world_size: int) -> dict:
+        """The dict to write as ``trainer_state.pt``: the position, ``parts`` (the state dicts of
+        :data:`PARTS`, ``rng`` being rank 0's), the other ranks' RNG states, the world size."""
+        return {**dataclasses.asdict(self), **parts, "rank_rng": rank_rngs,
+                "world_size": world_size}
+
+    @classmethod
+    def from_file(cls, state: dict, path: Path) -> tuple["TrainerState", dict]:
+        """The position and the :data:`PARTS` of a loaded state file; a file that lacks a key is
+        a one-line error naming it."""
+        required = [f.name for f in dataclasses.fields(cls) if f.name not in OPTIONAL] + list(PARTS)
+        missing = [k for k in required if k not in state]
+        if missing:
+            raise TransduceError(f"{path / STATE}: not a transduce trainer state (missing "
+                                 f"{', '.join(missing[:3])}); remove {path}, or use --overwrite "
+                                 "to start afresh")
+        position = cls(**{f.name: state.get(f.name, OPTIONAL.get(f.name))
+                          for f in dataclasses.fields(cls)})
+        return position, {k: state[k] for k in PARTS}
+
+
+def rng_state() -> dict:
+    """This process's Python, NumPy, torch and CUDA RNG states, as tensors and plain values."""
+    np_state = np.random.get_state()
+    return {"python": random.getstate(), "numpy": (np_state[0], torch.from_numpy(np_state[1]),
+                                                   *np_state[2:]),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _lookup(config: dict, key: str):
+    for part in key.split("."):
+        config = config.get(part, {}) if isinstance(config, dict) else {}
+    return config
+
+
+def check_same_run(model_dir: Path, new: dict, last: Path) -> None:
+    """Resuming with another model or vocabulary would fail later or train nonsense: say so.
+
+    ``new``: the config of this run as a dict; compared with ``model_dir/config.yaml`` on the
+    keys of :data:`SAME_ON_RESUME`."""
+    try:
+        old = yaml.safe_load((model_dir / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return  # nothing to compare with; loading the weights still checks the shapes
+    for key in SAME_ON_RESUME:
+        a, b = _lookup(old, key), _lookup(new, key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diff = sorted(k for k in set(a) & set(b) if a[k] != b[k])  # keys both know
+            if not diff:
+                continue
+            key, a, b = f"{key}.{diff[0]}", a.get(diff[0]), b.get(diff[0])
+        elif a == b or a == {}:
+            continue
+        raise TransduceError(
+            f"config key '{key}' is {b!r} but the run in {model_dir} used {a!r}; to "
+            f"resume from {last} set it back, or use --overwrite to start afresh (or "
+            "another model_dir)")
+
+
+def save_last(path: Path, model: torch.nn.Module, meta: dict, position: TrainerState,
+              components: dict[str, Any], rngs: list[dict], world_size: int) -> None:
+    """Write ``last/``: the weights and the trainer state. ``components``: the objects of
+    :data:`PARTS` with a ``state_dict``; ``rngs``: the RNG states of ranks 0, 1, ...."""
+    parts = {k: c.state_dict() for k, c in components.items()}
+    save_checkpoint(path, model, meta, position.to_file({**parts, "rng": rngs[0]}, rngs[1:],
+                                                        world_size))
+
+
+def restore(path: Path, model: torch.nn.Module, device: torch.device,
+            components: dict[str, Any], world: World, seed: int) -> TrainerState:
+    """Load what :func:`save_last` wrote into ``model`` and ``components``, set this rank's
+    RNG states, and return the position."""
+    load_weights(model, path, device)
+    saved = load_trainer_state(path)
+    size = saved.get("world_size", 1)
+    if size != world.size:
+        raise TransduceError(
+            f"{path}: written by a run with {size} process(es), resumed with "
+            f"{world.size}; resume with the same number (transduce train --nproc {size}"
+            ", or torchrun --nproc_per_node), or use --overwrite to start afresh")
+    position, parts = TrainerState.from_file(saved, path)
+    rngs = [parts["rng"], *saved.get("rank_rng", [])]
+    try:
+        for key, component in components.items():
+            component.load_state_dict(parts[key])
+        if world.rank < len(rngs):
+            set_rng_state(rngs[world.rank])
+        else:  # the initial last/ of a multi-process run: a dropout stream of its own
+            torch.manual_seed(seed + world.rank)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+        raise TransduceError(f"{path / STATE}: the saved optimizer/schedule/RNG state does not "
+                             f"fit this run ({type(e).__name__}: {str(e)[:100]}); use "
+                             "--overwrite to start afresh") from None
+    return position

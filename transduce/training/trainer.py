@@ -1,0 +1,394 @@
+"""The training loop: data -> batches -> loss -> updates, with validation, checkpoints and resume.
+
+Read top to bottom: :meth:`Trainer.__init__` prepares model_dir, data, model and optimizer (or
+restores them from ``last/``); :meth:`Trainer.train` runs epochs of length-bucketed batches;
+:meth:`Trainer.validate` scores the dev set and keeps ``best/``; :meth:`Trainer.save` writes
+``last/`` with everything needed to continue exactly where training stopped. The losses are in
+``loss.py``, the saved position in ``state.py``, logs and signals in ``progress.py``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from transduce import model_dir as md
+from transduce.config import Config, save_config
+from transduce.data.batching import Batch, Pairs, attention_cost, batch_indices, warn_oversized
+from transduce.data.codec import build_codecs, has_codecs, load_codecs
+from transduce.data.corpus import read_corpora
+from transduce.decode.translator import Translator
+from transduce.errors import TransduceError
+from transduce.model.seq2seq import build_model
+from transduce.training import distributed
+from transduce.training.loss import coverage_loss, nll
+from transduce.training.precision import autocast, check_precision
+from transduce.training.optim import Schedule, build_optimizer
+from transduce.training.progress import (Progress, RunLog, TrainingInterrupted, Window,
+                                         stop_signals)
+from transduce.training.state import TrainerState, check_same_run, restore, rng_state, save_last
+from transduce.training.tensorboard import Board
+from transduce.training.validation import DevSet, test_scores
+
+log = logging.getLogger("transduce")
+HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False, "ppl": False}
+
+
+class Trainer:
+    def __init__(self, config: Config, overwrite: bool = False):
+        """Check everything that can be checked before model_dir is touched (the data files, the
+        model_dir path, a resumable last/), then build or restore the training state.
+
+        A user error raises :class:`TransduceError` and leaves model_dir as it was (``--overwrite``
+        clears it only once the data has been read)."""
+        self.cfg = config
+        self.model_dir = Path(config.model_dir)
+        md.check_path(self.model_dir)
+
+        # ---- data (read before model_dir is touched) --------------------------------------
+        (train_src, train_tgt), src_path, dev = read_corpora(config.data)
+
+        # ---- model_dir (under torchrun: rank 0 alone, the other ranks wait for it) ------------
+        self.world = distributed.init(md.pick_device(config.training.device))
+        if not self.world.main:
+            log.setLevel(logging.ERROR)  # rank 0 reports for all
+            distributed.barrier()  # until rank 0 has prepared model_dir and last/ (_join_ranks)
+        elif overwrite:
+            md.clear(self.model_dir)
+        self.resume_from = md.resumable(self.model_dir)
+        if self.resume_from:
+            check_same_run(self.model_dir, config.to_dict(), self.resume_from)
+        if self.world.main:
+            md.make_writable(self.model_dir)
+        self.run_log = RunLog(self.model_dir, self.world.main)
+        self.board: Board | None = None
+        try:
+            self._setup(train_src, train_tgt, src_path, dev)
+            self._join_ranks()
+        except BaseException:
+            self._close_log()
+            raise
+
+    def _setup(self, train_src: list[str], train_tgt: list[str], src_path: Path,
+               dev: tuple[list[str], list[str]] | None) -> None:
+        config, t, d = self.cfg, self.cfg.training, self.cfg.data
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = distributed.rank_device(md.pick_device(t.device), self.world)
+        check_precision(t.precision, self.device)
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        torch.manual_seed(config.seed)
+
+        # ---- vocabularies and training pairs -------------------------------------------------
+        if self.resume_from and has_codecs(self.model_dir):
+            self.src, self.tgt = load_codecs(d, self.model_dir)
+        else:
+            self.src, self.tgt = build_codecs(d, self.model_dir, train_src, train_tgt)
+        self.data = Pairs.from_text(train_src, train_tgt, self.src, self.tgt, d, src_path,
+                                    config.model.copy)
+
+        # ---- model and optimizer ------------------------------------------------------------
+        m = config.model
+        self.model = build_model(m, len(self.src.vocab), len(self.tgt.vocab))
+        self.model.to(self.device)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        log.info("model: %s encoder (%s), %s attention, input feeding %s, %s parameters",
+                 m.cell, "bidirectional" if m.bidirectional else "unidirectional", m.attention,
+                 "on" if m.input_feeding else "off", f"{self.n_params:,}")
+        self.att_cost = attention_cost(m.attention, m.decoder_hidden_size, m.embedding_size,
+                                       len(self.tgt.vocab))
+        self.dev = DevSet(*dev, self.src, self.tgt, config, self.att_cost) if dev else None
+        self.optimizer = build_optimizer(t, self.model.parameters())
+        self.batches_per_epoch = len(self._epoch_batches(0))
+        if not self.batches_per_epoch:
+            raise TransduceError(f"the training data makes fewer batches than the "
+                                 f"{self.world.size} processes; use smaller batches "
+                                 "(training.batch_size / batch_tokens) or fewer processes")
+        self.total_steps = t.max_steps or math.ceil(t.max_epochs * self.batches_per_epoch /
+                                                    (t.accumulate * self.world.size))
+        self.metric = t.early_stopping_metric
+        self.schedule = Schedule(t, self.optimizer, self.total_steps,
+                                 HIGHER_IS_BETTER[self.metric])
+        self.scaler = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
+
+        # ---- training position (restored on resume) -----------------------------------------
+        self.state = TrainerState()
+        if self.resume_from:
+            self._restore(self.resume_from)
+        if t.tensorboard and self.world.main:
+            self.board = Board(self.model_dir / md.TENSORBOARD,
+                               self.state.step if self.resume_from else None)
+        # written once the run is known to be sound, so a failed start leaves the old one
+        if self.world.main:
+            save_config(config, self.model_dir / md.CONFIG)
+
+    def _join_ranks(self) -> None:
+        """Under torchrun, make the ranks one run. On a fresh run rank 0 writes the initial
+        ``last/`` first; the other ranks (waiting in ``__init__`` until now) resume from it, so
+        all share rank 0's vocabularies and start. ``self.net`` is the model wrapped in
+        DistributedDataParallel, which averages the gradients; ``self.model`` stays the plain
+        module (checkpoints, validation)."""
+        self.net: torch.nn.Module = self.model
+        if self.world.size == 1:
+            return
+        if self.world.main:
+            if not self.resume_from:
+                self._write_last([rng_state()])
+            distributed.barrier()
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.net = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _close_log(self) -> None:
+        if self.board is not None:
+            self.board.close()
+            self.board = None
+        self.run_log.close()
+
+    # ---- batches ----------------------------------------------------------------------------
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """The epoch's batches in order; with several ranks cut to a multiple of their number
+        (rank r trains on batches r, r + ranks, ...: all ranks make the same number of steps)."""
+        t = self.cfg.training
+        batches = batch_indices(self.data.src_lens, self.data.tgt_lens, batch_size=t.batch_size,
+                                batch_tokens=t.batch_tokens, seed=self.cfg.seed, epoch=epoch,
+                                att_cost=self.att_cost)
+        return batches[:len(batches) - len(batches) % self.world.size]
+
+    def _autocast(self):
+        return autocast(self.cfg.training.precision, self.device)
+
+    # ---- one update -------------------------------------------------------------------------
+    def _loss(self, b: Batch, label_smoothing: float) -> torch.Tensor:
+        """Summed (smoothed) cross-entropy of one batch, plus the weighted coverage loss with
+        model.coverage; the logits die with this frame."""
+        with self._autocast():
+            out = self.net(b.src, b.src_lens, b.tgt_in, b.src_ext)  # logits (batch, tgt, vocab)
+        loss = nll(out, b, label_smoothing)
+        if self.cfg.model.coverage:
+            loss = loss + self.cfg.training.coverage_weight * coverage_loss(out.attention,
+                                                                            b.tgt_out)
+        return loss
+
+    def _update(self, batches: list[Batch]) -> tuple[float, int, int]:
+        """Forward/backward over this rank's ``batches`` (gradient accumulation), one optimizer
+        step. Returns the summed smoothed cross-entropy (NaN if the update was skipped), target
+        tokens and target padding, each summed over all ranks.
+
+        The gradient is that of the loss summed over all ranks' batches, divided by their target
+        token count. DDP averages the ranks' gradients, so each rank scales its loss by the
+        number of ranks: N ranks with one batch each update the weights as one process that
+        accumulates the same N batches."""
+        t, st = self.cfg.training, self.state
+        n_tokens, n_pad = (int(x) for x in distributed.all_reduce(
+            [sum(b.n_tgt_tokens for b in batches), sum(b.n_pad for b in batches)], self.device))
+        self.model.train()
+        total = torch.zeros((), device=self.device)
+        for i, b in enumerate(batches):
+            last = i == len(batches) - 1  # DDP all-reduces the gradients in the last backward
+            with nullcontext() if last or self.world.size == 1 else self.net.no_sync():
+                loss = self._loss(b, t.label_smoothing)  # the logits are freed before backward
+                self.scaler.scale(loss * self.world.size / n_tokens).backward()
+            total += loss.detach()
+        total_f = distributed.all_reduce([float(total)], self.device)[0]
+        if not math.isfinite(total_f):
+            self.optimizer.zero_grad(set_to_none=True)
+            st.skip_nonfinite(total_f, t.max_nonfinite_updates, self.model_dir)
+            return float("nan"), n_tokens, n_pad
+        st.nonfinite_run = 0
+        if t.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step()
+        return total_f, n_tokens, n_pad
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def train(self) -> Translator:
+        """Train until max_epochs / max_steps / max_minutes / early stopping; returns best.
+
+        SIGINT/SIGTERM stop the run at the end of the current update: ``last/`` is saved and
+        :class:`TrainingInterrupted` is raised (a second signal aborts at once, leaving the
+        previous checkpoints). Starting the same command again continues exactly where it
+        stopped; starting a finished run again does nothing but load its best model.
+        """
+        t, st = self.cfg.training, self.state
+        try:
+            with stop_signals() as received:
+                if self.resume_from:
+                    log.info("resuming from step %d (epoch %d, batch %d)", st.step, st.epoch + 1,
+                             st.batch_in_epoch)
+                log.info("training: %d batches per epoch, up to %d updates, device %s, %s",
+                         self.batches_per_epoch, self.total_steps, self.device, t.precision)
+                if t.batch_tokens:
+                    warn_oversized(self.data.src_lens, self.data.tgt_lens, t.batch_tokens, self.att_cost,
+                                   "data.max_src_len / data.max_tgt_len (now "
+                                   f"{self.cfg.data.max_src_len} / {self.cfg.data.max_tgt_len})")
+                reason = st.stop_reason(t, resumed=True)
+                if reason:
+                    log.info("nothing left to train at step %d (%s)", st.step, reason)
+                progress = Progress(self.total_steps, st.step, self.world.main)
+                self.window = Window()  # sums since the last log line, across epochs
+                try:
+                    while not reason and st.epoch < t.max_epochs:
+                        reason = self._train_epoch(progress, received)
+                        if not reason:
+                            st.epoch += 1
+                            st.batch_in_epoch = 0
+                finally:
+                    progress.close()
+                if not reason:
+                    reason = "max_epochs reached"
+                    if st.validated_at != st.step:
+                        self.validate()
+                        self.save()
+        except BaseException:
+            self._close_log()
+            raise
+        try:
+            log.info("training finished after %d updates (%s); %.1f min of training", st.step,
+                     reason, st.elapsed / 60)
+            translator = Translator.load(self.model_dir, md.BEST, str(self.device))
+            if self.cfg.data.test and self.world.main:
+                scores = test_scores(translator, self.cfg)
+                self.run_log.record({"event": "test", "step": st.step, "bleu": scores["bleu"],
+                                     "chrf": scores["chrf"], "signature": scores["signature"]})
+            return translator
+        finally:
+            self._close_log()
+            if self.world.size > 1:
+                distributed.shutdown()
+
+    def _train_epoch(self, progress: Progress, received: list[int]) -> str:
+        """The rest of the current epoch; returns why training stops, or "" at the epoch's end."""
+        t, st = self.cfg.training, self.state
+        batches = self._epoch_batches(st.epoch)
+        per_step = t.accumulate * self.world.size
+        while st.batch_in_epoch < len(batches):
+            group = batches[st.batch_in_epoch:st.batch_in_epoch + per_step]
+            tic = time.perf_counter()
+            data = [self.data.batch(idx).to(self.device)
+                    for idx in group[self.world.rank::self.world.size]]
+            loss, n_tok, n_pad = self._update(data)
+            st.batch_in_epoch += len(group)
+            st.step += 1
+            dt = time.perf_counter() - tic
+            st.elapsed += dt
+            signum = self._agree(received[0] if received else 0)
+            self.window.add(loss, n_tok, n_pad, dt)
+            if st.step % t.log_every == 0:
+                self._log_train(self.window, progress)
+                self.window = Window()
+            progress.update(st.step)
+            stop = st.stop_reason(t)
+            saved = False
+            if st.step % t.validate_every == 0 or stop:
+                if self.validate():
+                    stop = stop or f"early stopping: no improvement in {t.patience} validations"
+                self.save()
+                saved = True
+            if stop:
+                return stop
+            if signum:
+                if not saved:
+                    self.save()
+                raise TrainingInterrupted(signum, st.step, self.model_dir)
+        return ""
+
+    def _agree(self, signum: int) -> int:
+        """Make the ranks take the same decisions after an update: each learns the largest
+        signal number any rank has received (0: none) and takes the longest training time (for
+        max_minutes)."""
+        if self.world.size == 1:
+            return signum
+        signum, self.state.elapsed = distributed.all_reduce([signum, self.state.elapsed],
+                                                            self.device, "max")
+        return int(signum)
+
+    def _log_train(self, window: Window, progress: Progress) -> None:
+        st = self.state
+        record = window.event(step=st.step, epoch=st.epoch + 1,
+                              lr=self.optimizer.param_groups[0]["lr"], elapsed_s=st.elapsed,
+                              skipped_nonfinite=st.nonfinite)
+        progress.report(record, st.elapsed, self.cfg.training.max_minutes)
+        if self.board:
+            self.board.scalars("train", {k: record[k] for k in ("loss", "ppl", "lr", "tgt_tok_s")},
+                               st.step)
+        self.run_log.record(record)
+
+    # ---- validation ---------------------------------------------------------------------------
+    def validate(self) -> bool:
+        """Rank 0 scores the dev set and keeps best/; every rank learns the outcome (early
+        stopping, plateau schedule). Returns True when early stopping says stop."""
+        st = self.state
+        st.validated_at = st.step
+        stop = self._validate() if self.world.main else False
+        if self.world.size > 1:
+            stop, st.best_score, st.bad_validations, schedule = distributed.broadcast(
+                (stop, st.best_score, st.bad_validations, self.schedule.state_dict()))
+            self.schedule.load_state_dict(schedule)
+        return stop
+
+    def _validate(self) -> bool:
+        """:meth:`validate`'s work, on rank 0: dev scores, best/, the log."""
+        st = self.state
+        if self.dev is None:
+            md.save_checkpoint(self.model_dir / md.BEST, self.model, self._meta({}))
+            return False
+        tic = time.perf_counter()
+        scores, translator, hyps = self.dev.score(self.model, self.device, self._autocast)
+        value = scores[self.metric]
+        better = st.validated(value, HIGHER_IS_BETTER[self.metric])
+        if better:
+            md.save_checkpoint(self.model_dir / md.BEST, self.model, self._meta(scores))
+        self.schedule.validated(value)
+        log.info("validation at step %d: dev loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s "
+                 "(%.1fs) | e.g. %r -> %r", st.step, scores["loss"], scores["ppl"],
+                 scores["bleu"], scores["chrf"], " | new best" if better else "",
+                 time.perf_counter() - tic, self.dev.src[0][:60], hyps[0][:60])
+        self.run_log.record({"event": "valid", "step": st.step, "epoch": st.epoch + 1,
+                             "dev_loss": scores["loss"], "dev_ppl": scores["ppl"],
+                             "bleu": scores["bleu"], "chrf": scores["chrf"], "best": better})
+        if self.board:
+            self.board.scalars("dev", {k: scores[k] for k in ("loss", "ppl", "bleu", "chrf")},
+                               st.step)
+            if self.cfg.model.attention != "none":
+                self.board.attention(translator, self.dev.src[:Board.SENTENCES], st.step)
+        patience = self.cfg.training.patience
+        return bool(patience and st.bad_validations >= patience)
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def _meta(self, scores: dict) -> dict:
+        return {"step": self.state.step, "epoch": self.state.epoch, "scores": scores,
+                "n_params": self.n_params}
+
+    def save(self) -> None:
+        """Write last/ with the full trainer state (atomic). Every rank calls it: rank 0 collects
+        the ranks' RNG states and writes."""
+        rngs = distributed.gather_state(rng_state())
+        if self.world.main:
+            self._write_last(rngs)
+
+    def _write_last(self, rngs: list[dict]) -> None:
+        """``rngs``: the RNG states of ranks 0, 1, ... (only rank 0's for the initial last/ of a
+        multi-process run: the other ranks then seed their own)."""
+        save_last(self.model_dir / md.LAST, self.model, self._meta({"best": self.state.best_score}),
+                  self.state, self.components(), rngs, self.world.size)
+
+    def _restore(self, path: Path) -> None:
+        """Everything :meth:`save` wrote, so the run goes on as if never stopped."""
+        self.state = restore(path, self.model, self.device, self.components(), self.world,
+                             self.cfg.seed)
+
+    def components(self) -> dict:
+        """The objects whose state dicts ``last/`` keeps beside the weights."""
+        return {"optimizer": self.optimizer, "schedule": self.schedule, "scaler": self.scaler}

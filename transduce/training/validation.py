@@ -1,0 +1,94 @@
+"""Scoring a model during and after training: the dev set's loss and scores, the test set."""
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from typing import Callable
+
+import numpy as np
+import torch
+
+from transduce.config import Config
+from transduce.data.batching import Batch, batch_cost, batch_indices, make_batch
+from transduce.data.codec import Codec, encode_pairs
+from transduce.data.corpus import read_parallel, resolve_pair
+from transduce.decode.translator import Translator
+from transduce.evaluate import evaluate, perplexity
+from transduce.model.seq2seq import Seq2Seq
+from transduce.training.loss import nll
+
+log = logging.getLogger("transduce")
+
+
+class DevSet:
+    """The dev set: greedy translations scored with BLEU and chrF, and the loss (no smoothing)
+    over batches that are built once (the dev set does not change between validations)."""
+
+    def __init__(self, src: list[str], ref: list[str], src_codec: Codec, tgt_codec: Codec,
+                 config: Config, att_cost: float):
+        self.src, self.ref, self.codecs, self.cfg = src, ref, (src_codec, tgt_codec), config
+        self.att_cost = att_cost
+        self._batches: list[Batch] | None = None
+
+    def batches(self) -> list[Batch]:
+        """The loss batches. They keep to the training memory budget; pairs over
+        data.max_src_len/max_tgt_len are left out, as they are from training (they are still
+        translated and scored)."""
+        if self._batches is not None:
+            return self._batches
+        (s_codec, t_codec), t, d = self.codecs, self.cfg.training, self.cfg.data
+        src, tgt, ext, _ = encode_pairs([s_codec.tokenize(s) for s in self.src],
+                                        [t_codec.tokenize(s) for s in self.ref],
+                                        s_codec.vocab, t_codec.vocab, self.cfg.model.copy)
+        pairs = [i for i in range(len(src)) if src[i]
+                 and len(src[i]) <= d.max_src_len and len(tgt[i]) <= d.max_tgt_len]
+        if len(pairs) < len(src):
+            log.info("dev loss leaves out %d of %d dev pairs (empty, or over data.max_src_len / "
+                     "max_tgt_len)", len(src) - len(pairs), len(src))
+        budget = t.batch_tokens or t.batch_size * batch_cost(1, d.max_src_len, d.max_tgt_len + 1,
+                                                             self.att_cost)
+        self._batches = [
+            make_batch([src[pairs[i]] for i in idx], [tgt[pairs[i]] for i in idx],
+                       [ext[pairs[i]] for i in idx] if ext is not None else None)
+            for idx in batch_indices(np.array([len(src[i]) for i in pairs], dtype=np.int64),
+                                     np.array([len(tgt[i]) for i in pairs], dtype=np.int64),
+                                     batch_tokens=int(budget), att_cost=self.att_cost,
+                                     max_sentences=self.cfg.decoding.batch_size, shuffle=False)]
+        return self._batches
+
+    @torch.no_grad()
+    def loss(self, model: Seq2Seq, device: torch.device, autocast: Callable = nullcontext
+             ) -> tuple[float, int]:
+        """Summed NLL and target token count over the dev set; the model runs under
+        ``autocast()`` (the training precision), the loss in fp32."""
+        model.eval()
+        total, n = 0.0, 0
+        for b in self.batches():
+            b = b.to(device)
+            with autocast():
+                out = model(b.src, b.src_lens, b.tgt_in, b.src_ext)
+            total += float(nll(out, b))
+            n += b.n_tgt_tokens
+        return total, n
+
+    def score(self, model: Seq2Seq, device: torch.device, autocast: Callable = nullcontext
+              ) -> tuple[dict[str, float], Translator, list[str]]:
+        """``{"bleu", "chrf", "loss", "ppl"}``, the translator used, its greedy outputs."""
+        loss, n = self.loss(model, device, autocast)
+        translator = Translator(model, *self.codecs, self.cfg, device)
+        with autocast():
+            hyps = translator.translate(self.src, beam_size=1)
+        scores = evaluate(hyps, self.ref, ["bleu", "chrf"])
+        scores.pop("signature")
+        scores.update(loss=loss / max(1, n), ppl=perplexity(loss, n))
+        return scores, translator, hyps
+
+
+def test_scores(translator: Translator, config: Config) -> dict:
+    """``data.test`` translated with the configured decoding, scored with BLEU and chrF."""
+    d = config.data
+    src, ref = read_parallel(*resolve_pair(d.test, d.src_lang, d.tgt_lang), key="data.test")
+    scores = evaluate(translator.translate(src), ref, ["bleu", "chrf"])
+    log.info("test (%s, beam %d): BLEU %.2f | chrF %.2f | %s", d.test, config.decoding.beam_size,
+             scores["bleu"], scores["chrf"], scores["signature"]["bleu"])
+    return scores
