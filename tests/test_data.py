@@ -4,7 +4,7 @@ import pytest
 from transduce.data.batching import batch_indices, make_batch
 from transduce.data.corpus import filter_pairs, read_parallel
 from transduce.data.tokenizers import CharTokenizer, SentencePieceTokenizer, WordTokenizer
-from transduce.data.vocabulary import EOS_ID, PAD_ID, UNK_ID, Vocabulary
+from transduce.data.vocabulary import PAD_ID
 from transduce.errors import TransduceError
 
 
@@ -23,17 +23,6 @@ def test_sentencepiece_trains_and_round_trips(tmp_path):
     assert len(pieces) > 1
     assert tok.detokenize(pieces) == "the cat sat on the mat"
     assert "<unk>" not in tok.pieces()
-
-
-def test_vocabulary_specials_min_freq_max_size_and_file(tmp_path):
-    v = Vocabulary.build([["a", "b", "a"], ["c", "a", "b"]], min_freq=2)
-    assert v.itos[:4] == ["<pad>", "<unk>", "<s>", "</s>"]
-    assert v.itos[4:] == ["a", "b"]
-    assert v.encode(["a", "z"]) == [4, UNK_ID]
-    assert v.decode([4, 5, EOS_ID, 4]) == ["a", "b"]
-    assert len(Vocabulary.build([["a", "b", "c"]], max_size=5)) == 5
-    v.save(tmp_path / "v.txt")
-    assert Vocabulary.load(tmp_path / "v.txt").itos == v.itos
 
 
 def test_line_count_mismatch_names_files_and_line(tmp_path):

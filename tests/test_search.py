@@ -1,10 +1,13 @@
-"""Search: beam 1 = greedy, batch-size invariance, n-best consistency, sampling, n-gram blocking."""
+"""Search: beam 1 = greedy, batch-size invariance, n-best consistency, sampling, n-gram blocking,
+each hypothesis's score and attention."""
 import pytest
 import torch
 
 from transduce.config import ModelConfig
 from transduce.data.batching import make_batch
-from transduce.decode.search import _banned_ngrams, beam_search, greedy, max_lengths
+from transduce.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
+from transduce.decode.search import (_banned_ngrams, beam_search, coverage_penalty, greedy,
+                                     length_penalty, max_lengths)
 from transduce.model.seq2seq import Seq2Seq
 
 
@@ -16,6 +19,19 @@ def model():
     # sharpen the untrained model so searches make real decisions
     with torch.no_grad():
         m.decoder.output.weight.mul_(20)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def lively():
+    """Weights ten times their initial scale: attention moves from step to step and the
+    hypotheses' lengths vary, some ending in </s>, some at the maximum length."""
+    torch.manual_seed(3)
+    m = Seq2Seq(ModelConfig(embedding_size=12, encoder_hidden_size=8, decoder_hidden_size=16,
+                            dropout=0.0), 30, 30)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(10)
     return m.eval()
 
 
@@ -105,3 +121,35 @@ def test_attention_rows_are_distributions_over_the_source(model):
         a = nb[0].attention
         assert a.shape[1] == len(s)
         assert torch.allclose(a.sum(-1), torch.ones(a.size(0)), atol=1e-5)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.4])
+def test_each_hypothesis_keeps_its_own_logprob_attention_and_coverage(lively, beta):
+    """Through the beams' reordering and finished sentences leaving the batch, every n-best
+    entry's log-probability and attention are what the model gives its tokens under teacher
+    forcing, and its score is the GNMT score computed from them (coverage: summed attention)."""
+    srcs = _sources(8, seed=1)
+    b = make_batch(srcs)
+    lens = max_lengths(b.src_lens, 1.0, 3)
+    nbests = beam_search(lively, b.src, b.src_lens, lens, beam_size=3, n_best=3, beta=beta,
+                         return_attention=True)
+    ends = set()
+    for src, max_len, nbest in zip(srcs, lens, nbests):
+        assert len(nbest) == 3
+        for h in nbest:
+            eos = len(h.tokens) < max_len  # else stopped at the maximum length
+            ends.add(eos)
+            tgt = h.tokens + [EOS_ID] * eos
+            with torch.no_grad():
+                out = lively(torch.tensor([src]), torch.tensor([len(src)]),
+                            torch.tensor([[BOS_ID] + tgt[:-1]]))
+            logits = out.logits[0].float()
+            logits[:, [PAD_ID, BOS_ID]] = float("-inf")
+            logprob = float(logits.log_softmax(-1).gather(1, torch.tensor(tgt)[:, None]).sum())
+            assert h.logprob == pytest.approx(logprob, abs=1e-4)
+            assert h.attention.shape == (len(tgt), len(src))
+            assert torch.allclose(h.attention, out.attention[0], atol=1e-5)
+            score = logprob / length_penalty(len(tgt), 1.0)
+            score += coverage_penalty(h.attention.sum(0), beta)
+            assert h.score == pytest.approx(score, abs=1e-4)
+    assert ends == {True, False}

@@ -123,6 +123,35 @@ def _banned_ngrams(history: list[int], n: int) -> list[int]:
             if history[i:i + n - 1] == prefix]
 
 
+def _take(x: torch.Tensor | None, rows: torch.Tensor, k: int) -> torch.Tensor | None:
+    """The hypotheses at ``rows`` (flat indices sentence * k + beam) of an (n, k, ...) tensor,
+    as (len(rows) // k, k, ...)."""
+    return None if x is None else x.flatten(0, 1)[rows].unflatten(0, (-1, k))
+
+
+@dataclass
+class _Alive:
+    """The live hypotheses of beam search: per-hypothesis tensors (sentences, k, ...), which
+    every reordering takes together."""
+    scores: torch.Tensor  # (n, k) log-probability so far
+    history: torch.Tensor  # (n, k, steps) target ids so far
+    attention: torch.Tensor | None  # (n, k, steps, src_len [+1]) if return_attention
+    coverage: torch.Tensor | None  # (n, k, src_len) attention summed, if beta > 0
+
+    def select(self, rows: torch.Tensor) -> "_Alive":
+        """The hypotheses at ``rows`` (flat indices sentence * k + beam, k per sentence)."""
+        k = self.scores.size(1)
+        return _Alive(_take(self.scores, rows, k), _take(self.history, rows, k),
+                      _take(self.attention, rows, k), _take(self.coverage, rows, k))
+
+    def extend(self, rows: torch.Tensor, tokens: torch.Tensor, scores: torch.Tensor) -> "_Alive":
+        """The hypotheses at ``rows``, extended by ``tokens`` (n, k) and now scoring ``scores``."""
+        k = self.scores.size(1)
+        history = torch.cat([_take(self.history, rows, k), tokens.unsqueeze(-1)], dim=-1)
+        return _Alive(scores, history, _take(self.attention, rows, k),
+                      _take(self.coverage, rows, k))
+
+
 def coverage_penalty(coverage: torch.Tensor, beta: float) -> float:
     """GNMT coverage penalty beta * sum_i log(min(coverage_i, 1)) over source positions
     (coverage: (src_len,) attention summed over the output); 0 when beta is 0."""
@@ -148,13 +177,12 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
     batch, device = src.size(0), src.device
     state = model.encode(src, src_lens, src_ext)
     track = beta > 0 and state.keys is not None  # attention summed per hypothesis
-    cover = torch.zeros(batch, k, src.size(1), device=device) if track else None
     state = state.select(
         torch.arange(batch, device=device).repeat_interleave(k))  # rows: (sentence, beam)
     scores = torch.full((batch, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one
-    history = torch.zeros(batch, k, 0, dtype=torch.long, device=device)  # (batch, k, steps)
-    attn_hist = None  # (batch, k, steps, src_len) if return_attention
+    alive = _Alive(scores, torch.zeros(batch, k, 0, dtype=torch.long, device=device), None,
+                   torch.zeros(batch, k, src.size(1), device=device) if track else None)
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
     active = list(range(batch))
     lengths = src_lens.tolist()
@@ -163,21 +191,22 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
         logp, state, a, p_gen = model.step(prev, state)  # (n * k, vocab [+ n_ext])
         n = len(active)
         vocab = logp.size(-1)
-        if cover is not None:
-            cover = cover + a.float().view(n, k, -1)
+        if alive.coverage is not None:
+            alive.coverage = alive.coverage + a.float().view(n, k, -1)
         a = _record(a, p_gen)
         if no_repeat_ngram_size > 0:
-            for row, hist in enumerate(history.view(n * k, -1).tolist()):
+            for row, hist in enumerate(alive.history.view(n * k, -1).tolist()):
                 banned = _banned_ngrams(hist, no_repeat_ngram_size)
                 if banned:
                     logp[row, banned] = float("-inf")
-        cand = (scores.unsqueeze(-1) + logp.view(n, k, vocab)).view(n, k * vocab)
+        cand = (alive.scores.unsqueeze(-1) + logp.view(n, k, vocab)).view(n, k * vocab)
         top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=-1)  # (n, 2k)
         beam_of, tok = top_idx // vocab, top_idx % vocab
         eos = tok == EOS_ID
         if return_attention and a is not None:
             a = a.float().view(n, k, 1, -1)
-            attn_hist = a if attn_hist is None else torch.cat([attn_hist, a], dim=2)
+            alive.attention = a if alive.attention is None else \
+                torch.cat([alive.attention, a], dim=2)
         # --- move finished hypotheses out: among the top k, those ending in </s>, and at the
         # maximum length all of them (python: few per step) ---
         at_max = [t + 1 >= max_lens[i] for i in active]
@@ -189,9 +218,11 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
             beams_f = beam_of[rows_f, ranks_f]
             with_eos = eos[rows_f, ranks_f].tolist()
             fin_scores = top_scores[rows_f, ranks_f].tolist()
-            fin_hist, fin_last = history[rows_f, beams_f].tolist(), tok[rows_f, ranks_f].tolist()
-            fin_attn = attn_hist[rows_f, beams_f].cpu() if attn_hist is not None else None
-            fin_cover = cover[rows_f, beams_f] if cover is not None else None
+            fin_hist = alive.history[rows_f, beams_f].tolist()
+            fin_last = tok[rows_f, ranks_f].tolist()
+            fin_attn = alive.attention[rows_f, beams_f].cpu() \
+                if alive.attention is not None else None
+            fin_cover = alive.coverage[rows_f, beams_f] if alive.coverage is not None else None
             for j, row in enumerate(rows_f.tolist()):
                 i = active[row]
                 toks = fin_hist[j] if with_eos[j] else fin_hist[j] + [fin_last[j]]
@@ -205,17 +236,10 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
         # --- the k best non-finished extensions stay alive ---
         rank = torch.arange(top_idx.size(1), device=device).expand_as(top_idx)
         order = (rank + eos.long() * top_idx.size(1)).argsort(dim=-1)[:, :k]
-        scores = top_scores.gather(1, order)
         beam_sel, tok_sel = beam_of.gather(1, order), tok.gather(1, order)  # (n, k)
         done = [row for row, i in enumerate(active) if len(finished[i]) >= k or at_max[row]]
         rows = (torch.arange(n, device=device).unsqueeze(1) * k + beam_sel).view(-1)
-        history = torch.cat([history.view(n * k, -1)[rows].view(n, k, -1),
-                             tok_sel.unsqueeze(-1)], dim=-1)
-        if attn_hist is not None:
-            attn_hist = attn_hist.view(n * k, *attn_hist.shape[2:])[rows].view(
-                n, k, *attn_hist.shape[2:])
-        if cover is not None:
-            cover = cover.view(n * k, -1)[rows].view(n, k, -1)
+        alive = alive.extend(rows, tok_sel, top_scores.gather(1, order))
         # rows stay within each sentence's beams: the source side needs no copy
         state, prev = state.select(rows, source=False), tok_sel.view(-1)
         if done:
@@ -225,11 +249,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
                 break
             keep_t = torch.tensor(keep, device=device)
             keep_rows = (keep_t.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
-            scores, history = scores[keep_t], history[keep_t]
-            if attn_hist is not None:
-                attn_hist = attn_hist[keep_t]
-            if cover is not None:
-                cover = cover[keep_t]
+            alive = alive.select(keep_rows)
             state, prev = state.select(keep_rows), prev[keep_rows]
             active = [active[r] for r in keep]
     return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]
