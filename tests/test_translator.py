@@ -101,8 +101,6 @@ def test_over_long_inputs_are_truncated_with_one_warning(translator, caplog, mon
     assert not caplog.records
 
 
-@pytest.mark.xfail(strict=True, reason="Translator._truncate reads config.decoding.max_input_len, "
-                   "not the per-call override that search() accepts and validates; reported")
 def test_max_input_len_as_a_per_call_option(translator):
     [[r]] = translator.search(["w1 w2 w3 w4 w5"], max_input_len=2)
     assert r.src_tokens == ["w1", "w2"]

@@ -59,7 +59,7 @@ class Translator:
         if d.sampling:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(self.config.seed if d.seed is None else d.seed)
-        src_tokens = self._truncate([self.src.tokenize(t) for t in texts])
+        src_tokens = self._truncate([self.src.tokenize(t) for t in texts], d.max_input_len)
         ids, _, ext, oovs = encode_pairs(src_tokens, None, self.src.vocab, self.tgt.vocab,
                                          self.model.copy)
         order = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: -len(ids[i]))
@@ -87,12 +87,12 @@ class Translator:
                               for h in nbest]
         return results
 
-    def _truncate(self, src_tokens: list[list[str]]) -> list[list[str]]:
+    def _truncate(self, src_tokens: list[list[str]], limit: int | None) -> list[list[str]]:
         """Inputs over ``decoding.max_input_len`` tokens (default 4 x ``data.max_src_len``) are
         cut to that length, with one warning naming the first such line: an RNN has no hard
         limit, but time and memory grow with the length and quality falls far beyond the
         training lengths. Every input still gets exactly one output."""
-        limit = self.config.decoding.max_input_len or 4 * self.config.data.max_src_len
+        limit = limit or 4 * self.config.data.max_src_len
         long = [i for i, toks in enumerate(src_tokens) if len(toks) > limit]
         if not long:
             return src_tokens
