@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import transduce
 from transduce.errors import TransduceError
 from transduce.serve.app import create_app, is_loopback, serve
+from transduce.serve.requests import TranslateRequest, resolve_options
 from conftest import tiny_config
 
 LIMITS = dict(max_inputs=4, max_chars=50, max_body_bytes=2000, max_beam_size=4, max_len=20)
@@ -74,6 +75,13 @@ def _metric(text: str, name: str) -> float:
     m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
     assert m, name
     return float(m.group(1))
+
+
+def _batches(app) -> tuple[float, float]:
+    """How many decoder batches the app ran, and how many requests they held in all."""
+    registry = app.state.metrics.registry
+    return (registry.get_sample_value("transduce_batch_size_requests_count"),
+            registry.get_sample_value("transduce_batch_size_requests_sum"))
 
 
 # -- endpoints ---------------------------------------------------------------------------------
@@ -219,6 +227,25 @@ def test_unknown_field_error_says_which_field(client):
     assert body["details"] == [{"loc": ["beams"], "msg": "Extra inputs are not permitted"}]
 
 
+@pytest.mark.parametrize("body,field", [
+    ({"beam_size": 3, "n_best": 4}, "n_best"), ({"sampling": True, "n_best": 2}, "n_best"),
+    ({"beam_size": 5}, "beam_size"), ({"max_len": 21}, "max_len")])
+def test_a_setting_out_of_bounds_says_which_field(client, body, field):
+    body = _error(client.post("/translate", json={"text": ["a"], **body}), 422, "validation_error")
+    assert [d["loc"] for d in body["details"]] == [[field]]
+
+
+def test_settings_only_sampling_reads_do_not_split_beam_batches(translator):
+    decoding, limits = translator.config.decoding, {"max_beam_size": 4, "max_len": 20}
+    plain = resolve_options(TranslateRequest(text=["a"]), decoding, **limits)
+    assert resolve_options(TranslateRequest(text=["a"], temperature=3.0, seed=5), decoding,
+                           **limits) == plain
+    assert plain["max_len"] == 20 and plain["beam_size"] == decoding.beam_size
+    sampled = resolve_options(TranslateRequest(text=["a"], sampling=True, seed=5), decoding,
+                              **limits)
+    assert sampled["sampling"] and sampled["seed"] == 5
+
+
 def test_deeply_nested_json_is_malformed_not_a_crash(translator):
     with TestClient(create_app(translator)) as c:
         _error(c.post("/translate", content=b"[" * 200_000 + b"]" * 200_000), 400,
@@ -271,8 +298,8 @@ def test_a_decoder_crash_answers_json_and_the_server_keeps_going(translator):
         _error(c.post("/translate", json={"text": ["boom"]}), 500, "internal_error")
         r = c.post("/translate", json={"text": ["w1 w2"]})
         assert r.status_code == 200 and r.json()["translations"][0]
-        assert 'transduce_errors_total{endpoint="/translate",error="internal_error"} 1' in \
-            c.get("/metrics").text
+        assert _metric(c.get("/metrics").text, 'transduce_errors_total{endpoint="/translate",'
+                                               'error="internal_error"}') == 1
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -292,7 +319,7 @@ def test_metrics_count_requests_errors_latency_and_batches(translator):
     assert _metric(text, f'transduce_request_duration_seconds_bucket{{{t},le="+Inf"}}') == 4
     assert _metric(text, "transduce_batch_size_sentences_count") == 3
     assert _metric(text, "transduce_batch_size_sentences_sum") == 6
-    assert _metric(text, 'transduce_batch_size_sentences_bucket{le="2"}') == 3
+    assert _metric(text, 'transduce_batch_size_sentences_bucket{le="2.0"}') == 3
     assert _metric(text, "transduce_sentences_total") == 6
     assert _metric(text, "transduce_queue_sentences") == 0
     for line in text.splitlines():  # well-formed exposition text
@@ -309,10 +336,9 @@ def test_concurrent_requests_share_a_batch_and_get_what_they_would_alone(transla
     app = create_app(translator, max_wait_ms=300, max_batch_size=64, max_len=20)
     responses = asyncio.run(_post_all(app, [{"text": t, "beam_size": 3} for t in REQUESTS],
                                       "?attention=true"))
-    metrics = app.state.metrics
     app.state.batcher.close()
-    assert metrics.batch_requests.count < len(REQUESTS)  # merged
-    assert metrics.batch_requests.sum == len(REQUESTS)
+    batches, merged = _batches(app)
+    assert batches < len(REQUESTS) and merged == len(REQUESTS)
     for texts, r in zip(REQUESTS, responses):
         assert r.status_code == 200, r.text
         alone = translator.search(texts, beam_size=3, max_len=20, attention=True)
@@ -333,7 +359,7 @@ def test_only_requests_with_equal_settings_are_merged(translator):
     responses = asyncio.run(_post_all(app, bodies))
     app.state.batcher.close()
     # at least: one batch for beam 1, one for beam 2, one per sampled request (never merged)
-    assert 4 <= app.state.metrics.batch_requests.count < len(bodies)
+    assert 4 <= _batches(app)[0] < len(bodies)
     for body, r in zip(bodies, responses):
         opts = {k: v for k, v in body.items() if k != "text"}
         assert r.json()["translations"] == translator.translate(body["text"], max_len=20, **opts)
@@ -344,7 +370,7 @@ def test_batching_off_decodes_each_request_alone(translator):
     responses = asyncio.run(_post_all(app, [{"text": t} for t in REQUESTS[:4]]))
     app.state.batcher.close()
     assert all(r.status_code == 200 for r in responses)
-    assert app.state.metrics.batch_requests.count == 4 == app.state.metrics.batch_requests.sum
+    assert _batches(app) == (4, 4)
 
 
 def test_a_lone_request_does_not_wait_for_company(translator):

@@ -1,5 +1,8 @@
-"""HTTP serving: a FastAPI app (``create_app``) with dynamic batching, and ``serve`` to run it.
+"""HTTP serving (``transduce serve``), on the optional FastAPI, uvicorn and prometheus_client
+(``pip install transduce[serve]``); nothing else in the package imports it.
 
-FastAPI and uvicorn are optional dependencies (``pip install transduce[serve]``); nothing here is
-imported by the rest of the package.
+``app``: :class:`Limits`, :func:`create_app` (the routes and their JSON answers) and
+:func:`serve` (uvicorn) -- ``requests``: the ``POST /translate`` body, its checks and its decoding
+settings, and the error JSON -- ``batcher``: the worker thread that decodes queued requests,
+merging equal settings -- ``metrics``: the Prometheus metrics and the middleware that records them.
 """

@@ -1,0 +1,161 @@
+"""What a client sends, and what it gets back when that is wrong: the ``POST /translate`` body
+(schema, size limit, checks, decoding settings), and the error JSON of every endpoint,
+``{"error": kind, "message": text, "details": [{"loc": [...], "msg": ...}]}``."""
+from __future__ import annotations
+
+import json
+from typing import Any, Optional, Sequence
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException
+
+from transduce.config import DecodingConfig
+from transduce.errors import TransduceError
+
+SAMPLING_ONLY = ("temperature", "top_k", "top_p", "seed")
+
+
+class TranslateRequest(BaseModel):
+    """The body of ``POST /translate``. Unset settings come from the model's ``decoding`` config."""
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    text: list[str]
+    beam_size: Optional[int] = Field(None, ge=1)
+    n_best: int = Field(1, ge=1)
+    max_len: Optional[int] = Field(None, ge=1)
+    sampling: Optional[bool] = None
+    temperature: Optional[float] = Field(None, ge=0.01, le=100)
+    top_k: Optional[int] = Field(None, ge=0, le=100_000)
+    top_p: Optional[float] = Field(None, gt=0, le=1)
+    length_penalty: Optional[float] = Field(None, ge=0, le=10)
+    no_repeat_ngram_size: Optional[int] = Field(None, ge=0, le=100)
+    seed: Optional[int] = Field(None, ge=0, le=2**63 - 1)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused (413) from its Content-Length or as soon as it grows over ``max_bytes``."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise ApiError(413, "too_large", f"request body over {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ApiError(413, "too_large", f"request body over {max_bytes} bytes")
+    return bytes(body)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_request(body: bytes, *, max_inputs: int, max_chars: int) -> TranslateRequest:
+    """Body bytes -> a validated request, or an ApiError with status 400, 413 or 422."""
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        msg = (f"{e.msg} (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError)
+               else "not UTF-8 text" if isinstance(e, UnicodeDecodeError)
+               else "nested too deeply" if isinstance(e, RecursionError) else str(e))
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {msg}") from None
+    try:
+        req = TranslateRequest.model_validate(data)
+    except ValidationError as e:
+        raise ApiError(422, "validation_error", "invalid request",
+                       validation_details(e.errors())) from None
+    if len(req.text) > max_inputs:
+        raise ApiError(413, "too_many_inputs",
+                       f"{len(req.text)} inputs; at most {max_inputs} per request")
+    for i, t in enumerate(req.text):
+        if len(t) > max_chars:
+            raise ApiError(413, "input_too_long",
+                           f"text[{i}] has {len(t)} characters; at most {max_chars}",
+                           [{"loc": ["text", i], "msg": "too long"}])
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(422, "validation_error", f"text[{i}] is not valid Unicode",
+                           [{"loc": ["text", i], "msg": "lone surrogate"}]) from None
+    return req
+
+
+def resolve_options(req: TranslateRequest, decoding: DecodingConfig, *, max_beam_size: int,
+                    max_len: int) -> dict[str, Any]:
+    """Every Translator.search setting: the request's, else ``decoding``'s (checked by
+    :meth:`DecodingConfig.override`), within the server's ``max_beam_size`` and ``max_len`` (also
+    the cap on the default length). Settings only sampling reads keep the config's values when not
+    sampling, so requests that decode alike have equal options and batch together."""
+    if req.max_len is not None and req.max_len > max_len:
+        raise _over_limit("max_len", req.max_len, max_len)
+    asked = req.model_dump(exclude={"text"})
+    asked["max_len"] = req.max_len or max_len
+    if not (decoding.sampling if req.sampling is None else req.sampling):
+        asked.update(dict.fromkeys(SAMPLING_ONLY))  # None: keep the config's value
+    try:
+        options = decoding.override(**asked)
+    except TransduceError as e:  # each field is in range (TranslateRequest), so what fails is
+        # the check of n_best against the beam size (or against sampling: n_best must be 1)
+        raise ApiError(422, "validation_error", str(e),
+                       [{"loc": ["n_best"], "msg": "too large"}]) from None
+    if options.beam_size > max_beam_size:
+        raise _over_limit("beam_size", options.beam_size, max_beam_size)
+    return options.model_dump()
+
+
+def _over_limit(field: str, value: int, limit: int) -> ApiError:
+    return ApiError(422, "validation_error", f"{field} {value} is over the limit ({limit})",
+                    [{"loc": [field], "msg": "too large"}])
+
+
+class ApiError(Exception):
+    """An error answered to the client; raise it anywhere while handling a request."""
+
+    def __init__(self, status: int, kind: str, message: str, details: list | None = None,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+        self.details, self.headers = details or [], headers
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that any string can go through: UTF-8, or ASCII escapes if a string holds a lone
+    surrogate (a client can send one, e.g. as an unknown field's name, and it may be echoed)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return json.dumps(content, ensure_ascii=False, allow_nan=False,
+                              separators=(",", ":")).encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def error_response(status: int, kind: str, message: str, details: list | None = None,
+                   headers: dict | None = None) -> SafeJSONResponse:
+    """The error every endpoint answers (``kind`` also in ``X-Transduce-Error``, which the
+    metrics middleware reads)."""
+    headers = {**(headers or {}), "X-Transduce-Error": kind}
+    return SafeJSONResponse({"error": kind, "message": message, "details": details or []},
+                            status_code=status, headers=headers)
+
+
+def validation_details(errors: Sequence[dict]) -> list[dict]:
+    """Pydantic errors -> details: field path and message only, never the offending input."""
+    return [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+             "msg": str(e.get("msg", ""))} for e in errors]
+
+
+async def _error_json(request: Request, e: Exception) -> SafeJSONResponse:
+    """An :class:`ApiError`, FastAPI's invalid query (422) or Starlette's 404/405, as JSON."""
+    if isinstance(e, RequestValidationError):
+        e = ApiError(422, "validation_error", "invalid request", validation_details(e.errors()))
+    elif isinstance(e, HTTPException):
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        e = ApiError(e.status_code, kind, str(e.detail), headers=e.headers)
+    return error_response(e.status, e.kind, e.message, e.details, e.headers)
+
+
+# the app's exception handlers: errors are always JSON, and 4xx for anything a client can send
+EXCEPTION_HANDLERS = dict.fromkeys([ApiError, RequestValidationError, HTTPException], _error_json)
