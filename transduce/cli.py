@@ -57,6 +57,14 @@ def _startup() -> Iterator[None]:
             gc.enable()
 
 
+def _load(args: argparse.Namespace):
+    """The model of ``args.model_dir`` (torch imported and the model loaded in :func:`_startup`)."""
+    with _startup():
+        from transduce.api import load
+
+        return load(args.model_dir, args.checkpoint, args.device)
+
+
 def _read_input(path: str | None) -> list[str]:
     """Lines of a file or stdin; invalid UTF-8 is reported with its line number."""
     from transduce.data.corpus import read_lines, split_lines
@@ -111,10 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    with _startup():
-        from transduce.api import load
-
-        model = load(args.model_dir, args.checkpoint, args.device)
+    model = _load(args)
     lines = _read_input(args.input)
     options = _decode_options(args)
     n_best = model.config.decoding.override(**options).n_best
@@ -157,10 +162,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     from transduce.evaluate import evaluate
 
     src, refs = read_parallel(args.src, args.ref)
-    with _startup():
-        from transduce.api import load
-
-        model = load(args.model_dir, args.checkpoint, args.device)
+    model = _load(args)
     hyps = model.translate(src, **_decode_options(args))
     if args.output:
         _write_output(hyps, args.output)
@@ -169,11 +171,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    with _startup():
-        from transduce.api import load
-        from transduce.plot import plot_attention
-
-        model = load(args.model_dir, args.checkpoint, args.device)
+    model = _load(args)
+    from transduce.plot import plot_attention
     if model.config.model.attention == "none":
         raise TransduceError(f"{args.model_dir}: the model has no attention to plot "
                              "(model.attention: none)")
@@ -204,10 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """Read a message per line (a terminal prompt, or piped input), print a reply per line."""
-    with _startup():
-        from transduce.api import load
-
-        model = load(args.model_dir, args.checkpoint, args.device)
+    model = _load(args)
     interactive = sys.stdin.isatty()
     while True:
         if interactive:
