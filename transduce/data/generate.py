@@ -28,30 +28,26 @@ def reverse_pairs(n: int, vocab: int = 100, min_len: int = 1, max_len: int = 25,
     return pairs
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 11 <= n % 100 <= 13 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+DATE_FORMATS = [  # (date, month name, weekday name) -> text
+    lambda d, m, w: f"{d.day} {m} {d.year}",
+    lambda d, m, w: f"{m} {d.day}, {d.year}",
+    lambda d, m, w: f"{d.day:02d}/{d.month:02d}/{d.year}",
+    lambda d, m, w: f"{w}, {d.day} {m[:3]} {d.year}",
+    lambda d, m, w: f"{d.year}.{d.month:02d}.{d.day:02d}",
+    lambda d, m, w: f"{m[:3].lower()} {d.day} {d.year}",
+    lambda d, m, w: f"the {_ordinal(d.day)} of {m}, {d.year}",
+    lambda d, m, w: f"{w[:3]} {m[:3]} {d.day:02d} {d.year}",
+    lambda d, m, w: f"{d.day}.{d.month}.{d.year}",
+    lambda d, m, w: f"{d.year} {m} {d.day}",
+]
+
+
 def _format_date(d: dt.date, rng: random.Random) -> str:
-    month, day = MONTHS[d.month - 1], DAYS[d.weekday()]
-    fmt = rng.randrange(10)
-    if fmt == 0:
-        return f"{d.day} {month} {d.year}"
-    if fmt == 1:
-        return f"{month} {d.day}, {d.year}"
-    if fmt == 2:
-        return f"{d.day:02d}/{d.month:02d}/{d.year}"
-    if fmt == 3:
-        return f"{day}, {d.day} {month[:3]} {d.year}"
-    if fmt == 4:
-        return f"{d.year}.{d.month:02d}.{d.day:02d}"
-    if fmt == 5:
-        return f"{month[:3].lower()} {d.day} {d.year}"
-    if fmt == 6:
-        return f"the {d.day}th of {month}, {d.year}".replace("1th", "1st").replace(
-            "2th", "2nd").replace("3th", "3rd").replace("11st", "11th").replace(
-            "12nd", "12th").replace("13rd", "13th")
-    if fmt == 7:
-        return f"{day[:3]} {month[:3]} {d.day:02d} {d.year}"
-    if fmt == 8:
-        return f"{d.day}.{d.month}.{d.year}"
-    return f"{d.year} {month} {d.day}"
+    return rng.choice(DATE_FORMATS)(d, MONTHS[d.month - 1], DAYS[d.weekday()])
 
 
 def date_pairs(n: int, seed: int = 1) -> list[tuple[str, str]]:
