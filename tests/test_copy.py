@@ -49,7 +49,7 @@ def test_copy_loss_is_the_nll_of_the_decoding_distribution(feeding, coverage):
         assert state.n_ext == 3
         total = 0.0
         for t in range(b.tgt_in.size(1)):
-            h, state, a = model.decoder.step(b.tgt_in[:, t], state)
+            h, state, a = model.decoder.attentional_step(b.tgt_in[:, t], state)
             logp = pointer.mix(model.decoder.output(h), a, model.decoder.gate(h, b.tgt_in[:, t]),
                                state.src_ext, state.n_ext)  # (batch, 7 + 3)
             assert torch.allclose(logp.exp().sum(-1), torch.ones(2), atol=1e-5)

@@ -86,7 +86,7 @@ def test_step_by_step_decoding_matches_teacher_forcing(feeding):
         state = model.encode(b.src, b.src_lens)
         steps = []
         for t in range(b.tgt_in.size(1)):
-            h, state, _ = model.decoder.step(b.tgt_in[:, t], state)
+            h, state, _ = model.decoder.attentional_step(b.tgt_in[:, t], state)
             steps.append(model.decoder.output(h))
     assert torch.allclose(torch.stack(steps, 1), logits, atol=1e-5)
 

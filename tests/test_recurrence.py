@@ -1,4 +1,4 @@
-"""The fused input-feeding loop (model/recurrence.py) against the step-by-step autograd path."""
+"""The hand-written input-feeding loop (model/recurrence.py) against the autograd loop."""
 import pytest
 import torch
 
@@ -31,9 +31,10 @@ def _batch(device: str):
     return src.to(device), src_lens, tgt_in.to(device)
 
 
-def _run(model, fused: bool, train: bool, device: str):
-    """Logits, attention and every parameter's gradient of a weighted sum of both."""
-    model.decoder.fused = fused
+def _run(model, how: str, train: bool, device: str):
+    """Logits, attention and every parameter's gradient of a weighted sum of both, with the
+    decoder's recurrence forced to ``how``."""
+    model.decoder.recurrence = lambda device_type: how
     model.train(train)
     model.zero_grad()
     src, src_lens, tgt_in = _batch(device)
@@ -51,12 +52,12 @@ def _run(model, fused: bool, train: bool, device: str):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("attention", ["dot", "dot=", "general", "mlp"])
 @pytest.mark.parametrize("train", [False, True])
-def test_fused_loop_matches_autograd(attention, train, device):
+def test_hand_written_loop_matches_autograd(attention, train, device):
     model = _model(attention, device=device)
-    assert model.decoder.fused
+    assert model.decoder.recurrence(device) == "hand-written"
     assert (model.decoder.attention.key_layer is None) == (attention == "dot=")
-    ref_logits, ref_attn, ref_grads = _run(model, False, train, device)
-    logits, attn, grads = _run(model, True, train, device)
+    ref_logits, ref_attn, ref_grads = _run(model, "autograd", train, device)
+    logits, attn, grads = _run(model, "hand-written", train, device)
     torch.testing.assert_close(logits, ref_logits)
     torch.testing.assert_close(attn, ref_attn)
     assert grads.keys() == ref_grads.keys()
@@ -64,11 +65,16 @@ def test_fused_loop_matches_autograd(attention, train, device):
         torch.testing.assert_close(grads[name], ref_grads[name], msg=name)
 
 
-def test_fused_loop_only_where_it_applies():
-    assert _model("mlp", copy=True).decoder.fused  # copy reads attention after the loop
-    for overrides in ({"cell": "gru"}, {"layers": 2}, {"input_feeding": False},
-                      {"attention": "none"}, {"coverage": True}):
+def test_hand_written_loop_only_where_it_applies():
+    # copy reads attention after the loop
+    assert _model("mlp", copy=True).decoder.recurrence("cpu") == "hand-written"
+    for overrides, how in (({"cell": "gru"}, "autograd"), ({"layers": 2}, "autograd"),
+                           ({"attention": "none"}, "autograd"), ({"coverage": True}, "autograd"),
+                           ({"input_feeding": False}, "sequence")):
         cfg = load_config({"model_dir": "unused", "model": {"decoder_hidden_size": 16,
                                                             "encoder_hidden_size": 8,
                                                             "embedding_size": 8, **overrides}})
-        assert not build_model(cfg.model, 10, 10).decoder.fused, overrides
+        assert build_model(cfg.model, 10, 10).decoder.recurrence("cpu") == how, overrides
+    decoder = _model("mlp").decoder
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the hand-written loop runs in one dtype
+        assert decoder.recurrence("cpu") == "autograd"

@@ -35,6 +35,16 @@ class Attention(nn.Module):
             self.v = nn.Linear(query_size, 1, bias=False)
         self.coverage_layer = nn.Linear(1, query_size, bias=False) if coverage else None
 
+    def score_weights(self) -> tuple[torch.Tensor, torch.Tensor] | tuple[None, None]:
+        """What code that computes the score itself (``recurrence.py``) needs besides the keys of
+        :meth:`project_keys`: mlp's W_q (query_size, query_size) and v (query_size,), the score
+        being v·tanh(W_q q + keys); (None, None) for dot and general, the score being q·keys."""
+        if self.coverage_layer is not None:
+            raise ValueError("the coverage score has a third term; use forward")
+        if self.kind != "mlp":
+            return None, None
+        return self.query_layer.weight, self.v.weight.view(-1)
+
     def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
         """(batch, src_len, key_size) -> (batch, src_len, query_size), once per sentence."""
         return memory if self.key_layer is None else self.key_layer(memory)

@@ -7,16 +7,18 @@ At step t, with s the RNN state and c the attention context over the encoder out
     h~_t = tanh(W_c [s_t; c_t])                   (the "attentional vector")
     p(y_t) = softmax(W_o h~_t)
 
-The RNN weights live in one ``nn.LSTM``/``nn.GRU``/``nn.RNN`` module. Without input feeding the
-whole target sequence goes through that fused module at once and attention is computed for all
-steps in one product. With input feeding the steps run one by one: for a one-layer LSTM without
-coverage, training runs the loop as one autograd function with a hand-written backward
-(``recurrence.py``); otherwise on ``torch.lstm_cell`` & co., with the embedding half of layer 0's
-input projection computed for all steps in one GEMM up front (on CPU).
+The RNN weights live in one ``nn.LSTM``/``nn.GRU``/``nn.RNN`` module. :meth:`Decoder.recurrence`
+chooses how training runs the steps, in one place:
+
+- ``"sequence"`` (no input feeding): that module over all steps in one call, then attention for
+  all steps in one product (step by step with coverage: each step's attention needs the last);
+- ``"hand-written"`` (one-layer LSTM, input feeding, attention without coverage, no autocast):
+  the loop as one autograd function with a hand-written backward (``recurrence.py``);
+- ``"autograd"`` (all else): step by step under autograd, each step the one decoding runs
+  (:meth:`Decoder.attentional_step`); the reference the hand-written loop is tested against.
 
 Options from See et al. (2017), see ``pointer.py``: ``copy`` adds the generation probability
-p_gen = sigmoid(w [h~_t; y_{t-1}] + b); ``coverage`` feeds the sum of past attention to the score,
-which makes attention step by step even without input feeding (the RNN still runs fused).
+p_gen = sigmoid(w [h~_t; y_{t-1}] + b); ``coverage`` feeds the sum of past attention to the score.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from transduce.model.encoders import RNNS
 from transduce.model.recurrence import InputFeedingLSTM
 
 Hidden = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]  # (batch, hidden) or LSTM (h, c)
+StepOut = tuple[torch.Tensor, "DecoderState", torch.Tensor | None]  # h~, state, attention
 CELL_FNS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 
 
@@ -69,10 +72,9 @@ class Decoder(nn.Module):
                  input_feeding: bool = True, dropout: float = 0.0, bridge: str = "bridge",
                  tied_embeddings: bool = False, copy: bool = False, coverage: bool = False):
         super().__init__()
-        self.vocab_size = vocab_size
+        self.vocab_size, self.embedding_size = vocab_size, embedding_size
         self.cell, self.layers, self.hidden_size = cell, layers, hidden_size
-        self.input_feeding, self.bridge_kind = input_feeding, bridge
-        self.embedding_size = embedding_size
+        self.input_feeding, self.bridge_kind, self.coverage = input_feeding, bridge, coverage
         self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(dropout)
         rnn_input = embedding_size + (hidden_size if input_feeding else 0)
@@ -80,7 +82,6 @@ class Decoder(nn.Module):
                               dropout=dropout if layers > 1 else 0.0)
         self.attention = Attention(attention, hidden_size, encoder_size, coverage) \
             if attention != "none" else None
-        self.coverage = coverage
         combine_in = hidden_size + (encoder_size if self.attention is not None else 0)
         self.combine = nn.Linear(combine_in, hidden_size, bias=False)
         self.output = nn.Linear(hidden_size, vocab_size)
@@ -88,9 +89,6 @@ class Decoder(nn.Module):
             self.output.weight = self.embed.weight
         self.bridge = nn.Linear(encoder_size, hidden_size) if bridge == "bridge" else None
         self.copy_gate = nn.Linear(hidden_size + embedding_size, 1) if copy else None
-        # the training loop with a hand-written backward pass (recurrence.py) covers this case
-        self.fused = (cell == "lstm" and layers == 1 and input_feeding and not coverage
-                      and self.attention is not None)
 
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         """Target ids -> embeddings; extended (copied) ids read as ``<unk>``."""
@@ -110,7 +108,6 @@ class Decoder(nn.Module):
                 LSTM pair of those; mask: (batch, src_len).
         """
         final_h = final[0] if isinstance(final, tuple) else final
-        batch = memory.size(0)
         if self.bridge_kind == "bridge":
             h = torch.tanh(self.bridge(final_h))  # (layers, batch, hidden)
             hidden = [(h[i], h[i]) if self.cell == "lstm" else h[i] for i in range(self.layers)]
@@ -118,58 +115,73 @@ class Decoder(nn.Module):
             hidden = [(final[0][i], final[1][i]) if self.cell == "lstm" else final[i]
                       for i in range(self.layers)]
         else:
-            zeros = memory.new_zeros(batch, self.hidden_size)
+            zeros = memory.new_zeros(memory.size(0), self.hidden_size)
             hidden = [(zeros, zeros) if self.cell == "lstm" else zeros for _ in range(self.layers)]
-        feed = memory.new_zeros(batch, self.hidden_size) if self.input_feeding else None
+        feed = memory.new_zeros(memory.size(0), self.hidden_size) if self.input_feeding else None
         keys = self.attention.project_keys(memory) if self.attention is not None else None
         coverage = memory.new_zeros(mask.shape) if self.coverage else None
         return DecoderState(hidden, feed, memory, keys, mask, coverage)
 
-    # ---- pieces shared by training and decoding --------------------------------------------
+    # ---- one step: decoding, and the autograd loop of training -----------------------------
+    def attentional_step(self, prev: torch.Tensor, state: DecoderState) -> StepOut:
+        """prev (batch,) previous token ids -> the attentional vector (batch, hidden) (the logits
+        are ``self.output`` of it), the next state, attention (batch, src_len) or None."""
+        return self._advance(*self._layer0_input(self._embed(prev), state), state)
+
+    def _layer0_input(self, emb: torch.Tensor, state: DecoderState
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x, w, b), layer 0's input product being x @ w.T + b, from embeddings (batch, emb)."""
+        x = torch.cat([emb, state.feed], dim=-1) if self.input_feeding else emb  # (batch, in)
+        return x, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0
+
+    def _advance(self, x: torch.Tensor, w_ih: torch.Tensor, b_ih: torch.Tensor,
+                 state: DecoderState, drop: torch.Tensor | None = None) -> StepOut:
+        """One step through all layers, attention and combine, layer 0's input product being
+        ``x @ w_ih.T + b_ih`` (``b_ih`` may be (batch, gates * hidden) on CPU: see
+        :meth:`_autograd_loop`). ``drop``: (batch, 1, combine_in) or None. Returns as
+        :meth:`attentional_step`."""
+        fn, r, hidden = CELL_FNS[self.cell], self.rnn, []
+        for i, hx in enumerate(state.hidden):
+            if i > 0:
+                w_ih, b_ih = getattr(r, f"weight_ih_l{i}"), getattr(r, f"bias_ih_l{i}")
+                x = F.dropout(x, r.dropout, self.training)
+            h = fn(x, hx, w_ih, getattr(r, f"weight_hh_l{i}"), b_ih, getattr(r, f"bias_hh_l{i}"))
+            hidden.append(h)
+            x = h[0] if isinstance(h, tuple) else h  # (batch, hidden)
+        h, a = self._attend(x.unsqueeze(1), state, drop, state.coverage)
+        h = h.squeeze(1)  # (batch, hidden)
+        a = a.squeeze(1) if a is not None else None  # (batch, src_len)
+        coverage = state.coverage + a if state.coverage is not None else None
+        return h, DecoderState(hidden, h if self.input_feeding else None, state.memory, state.keys,
+                               state.mask, coverage, state.src_ext, state.n_ext), a
+
     def _attend(self, s: torch.Tensor, state: DecoderState, drop: torch.Tensor | None = None,
                 coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """s: (batch, steps, hidden) -> attentional vectors (batch, steps, hidden), weights.
 
-        ``drop`` is a precomputed dropout mask for the combined input (input-feeding loop);
-        without it, ordinary dropout applies.
-        ``coverage``: (batch, src_len) attention so far (one step only)."""
-        weights = None
-        x = s
+        ``drop`` is a precomputed dropout mask for the combined input (input-feeding loops);
+        without it, ordinary dropout applies. ``coverage``: (batch, src_len), one step only."""
+        weights, x = None, s
         if self.attention is not None:
             cov = coverage.unsqueeze(1) if coverage is not None else None  # (batch, 1, src_len)
             context, weights = self.attention(s, state.keys, state.memory, state.mask,
                                               coverage=cov)
             x = torch.cat([s, context], dim=-1)  # (batch, steps, hidden + encoder_size)
         x = x * drop if drop is not None else self.dropout(x)
-        x = self.combine(x)
-        return torch.tanh(x), weights  # (batch, steps, hidden)
-
-    def _layer0_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Layer 0's input weights split into the embedding part and the fed-vector part."""
-        w = self.rnn.weight_ih_l0  # (gates * hidden, embedding + hidden)
-        return w[:, :self.embedding_size], w[:, self.embedding_size:]
-
-    def _rnn_step(self, x0: torch.Tensor, bias0: torch.Tensor, w0: torch.Tensor,
-                  hidden: list[Hidden]) -> tuple[list[Hidden], torch.Tensor]:
-        """One step through all layers. Layer 0 computes ``x0 @ w0.T + bias0`` as its input
-        projection; on CPU ``bias0`` may be (batch, gates*hidden), holding the part computed
-        ahead of time."""
-        fn = CELL_FNS[self.cell]
-        new, x = [], x0
-        for i in range(self.layers):
-            r = self.rnn
-            w_hh, b_hh = getattr(r, f"weight_hh_l{i}"), getattr(r, f"bias_hh_l{i}")
-            if i == 0:
-                w_ih, b_ih = w0, bias0
-            else:
-                w_ih, b_ih = getattr(r, f"weight_ih_l{i}"), getattr(r, f"bias_ih_l{i}")
-                x = F.dropout(x, r.dropout, self.training)
-            h = fn(x, hidden[i], w_ih, w_hh, b_ih, b_hh)
-            new.append(h)
-            x = h[0] if isinstance(h, tuple) else h
-        return new, x  # x: (batch, hidden) top layer output
+        return torch.tanh(self.combine(x)), weights  # (batch, steps, hidden)
 
     # ---- training: all steps, teacher forcing ---------------------------------------------
+    def recurrence(self, device_type: str) -> str:
+        """How :meth:`forward` runs the steps on ``device_type``: ``"sequence"``,
+        ``"hand-written"`` or ``"autograd"`` (module docstring). The one place that chooses."""
+        if not self.input_feeding:
+            return "sequence"
+        # the hand-written loop runs in one dtype; the autograd loop keeps autocast's fp32 sums
+        if (self.cell == "lstm" and self.layers == 1 and self.attention is not None
+                and not self.coverage and not torch.is_autocast_enabled(device_type)):
+            return "hand-written"
+        return "autograd"
+
     def forward(self, tgt_in: torch.Tensor, state: DecoderState
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """
@@ -179,94 +191,72 @@ class Decoder(nn.Module):
             attentional vectors (batch, tgt_len, hidden) and attention (batch, tgt_len, src_len).
         """
         emb = self.dropout(self._embed(tgt_in))  # (batch, tgt_len, emb)
-        if not self.input_feeding:
-            if self.cell == "lstm":
-                hx = (torch.stack([h for h, _ in state.hidden]),
-                      torch.stack([c for _, c in state.hidden]))
-            else:
-                hx = torch.stack(state.hidden)  # (layers, batch, hidden)
-            s, _ = self.rnn(emb, hx)  # (batch, tgt_len, hidden)
-            if state.coverage is None:
-                return self._attend(s, state)
-            cov, outs, attns = state.coverage, [], []
-            for s_t in s.unbind(1):  # coverage: each step's attention depends on the last
-                h, a = self._attend(s_t.unsqueeze(1), state, coverage=cov)  # (batch, 1, hidden)
-                cov = cov + a.squeeze(1)
-                outs.append(h)
-                attns.append(a)
-            return torch.cat(outs, dim=1), torch.cat(attns, dim=1)
-        drop = self._combine_dropout(tgt_in.size(1), tgt_in.size(0), emb)  # (steps, batch, in)
-        # the fused loop runs in one dtype: under autocast (bf16/fp16) the autograd path
-        # keeps the low-precision products and fp32 accumulation
-        if self.fused and not torch.is_autocast_enabled(emb.device.type):
-            return self._fused_forward(emb, state, drop)
-        w_emb, w_feed = self._layer0_weights()
-        # CPU cells accept a (batch, gates) bias: there the embedding half of layer 0's input
-        # product is computed for all steps in one GEMM and passed as each step's bias. CUDA's
-        # fused cells take a 1-D bias only; there each step's input is [embedding; fed vector].
-        ahead = emb.device.type == "cpu"
-        r = self.rnn
-        # unbind, not x[:, t]: its backward is one stack, not one zero-filled copy per step
-        per_step = (F.linear(emb, w_emb, r.bias_ih_l0) if ahead else emb).unbind(1)
-        drops = list(drop.unsqueeze(2).unbind(0)) if drop is not None else [None] * len(per_step)
-        hidden, feed, cov = state.hidden, state.feed, state.coverage
-        outs, attns = [], []
-        for t, x_t in enumerate(per_step):  # (batch, gates*hidden) ahead, else (batch, emb)
-            if ahead:
-                hidden, s = self._rnn_step(feed, x_t, w_feed, hidden)
-            else:
-                hidden, s = self._rnn_step(torch.cat([x_t, feed], dim=-1), r.bias_ih_l0,
-                                           r.weight_ih_l0, hidden)
-            h, a = self._attend(s.unsqueeze(1), state, drops[t], cov)  # (batch, 1, hidden)
-            if cov is not None:
-                cov = cov + a.squeeze(1)
-            feed = h.squeeze(1)
-            outs.append(feed)
+        run = {"sequence": self._sequence, "hand-written": self._hand_written_loop,
+               "autograd": self._autograd_loop}
+        return run[self.recurrence(emb.device.type)](emb, state)
+
+    def _sequence(self, emb: torch.Tensor, state: DecoderState
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """No input feeding: one RNN call over emb (batch, tgt_len, emb), then attention."""
+        hidden = state.hidden  # -> hx (layers, batch, hidden), a pair of those for LSTM
+        hx = tuple(map(torch.stack, zip(*hidden))) if self.cell == "lstm" else torch.stack(hidden)
+        s, _ = self.rnn(emb, hx)  # (batch, tgt_len, hidden)
+        if state.coverage is None:
+            return self._attend(s, state)
+        cov, outs, attns = state.coverage, [], []
+        for s_t in s.unbind(1):  # coverage: each step's attention depends on the last
+            h, a = self._attend(s_t.unsqueeze(1), state, coverage=cov)  # (batch, 1, hidden)
+            cov = cov + a.squeeze(1)
+            outs.append(h)
             attns.append(a)
-        attn = torch.cat(attns, dim=1) if self.attention is not None else None
+        return torch.cat(outs, dim=1), torch.cat(attns, dim=1)
+
+    def _autograd_loop(self, emb: torch.Tensor, state: DecoderState
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Input feeding, step by step under autograd, each step :meth:`_advance` as in decoding.
+
+        The one branch on the device: CPU cells accept a (batch, gates) bias, so there the
+        embedding half of layer 0's input product is computed for all steps in one GEMM and
+        passed as each step's bias. CUDA's fused cells take a 1-D bias only; there each step's
+        input is [embedding; fed vector], as in decoding."""
+        drop = self._combine_dropout(emb)  # (tgt_len, batch, combine_in) or None
+        ahead = emb.device.type == "cpu"
+        if ahead:
+            w_emb, w_feed = self._layer0_weights()
+            emb = F.linear(emb, w_emb, self.rnn.bias_ih_l0)  # (batch, tgt_len, gates * hidden)
+        drops = drop.unsqueeze(2).unbind(0) if drop is not None else [None] * emb.size(1)
+        outs, attns = [], []
+        # unbind, not x[:, t]: its backward is one stack, not one zero-filled copy per step
+        for x_t, drop_t in zip(emb.unbind(1), drops):
+            x0 = (state.feed, w_feed, x_t) if ahead else self._layer0_input(x_t, state)
+            h, state, a = self._advance(*x0, state, drop_t)  # (batch, hidden)
+            outs.append(h)
+            attns.append(a)
+        attn = torch.stack(attns, dim=1) if self.attention is not None else None
         return torch.stack(outs, dim=1), attn
 
-    def _combine_dropout(self, steps: int, batch: int, like: torch.Tensor
-                         ) -> torch.Tensor | None:
-        """Dropout masks of the combine layer's input for all steps in one draw (one RNG call
-        instead of one per step): (steps, batch, combine_in), scaled by 1/(1-p); None in eval."""
+    def _hand_written_loop(self, emb: torch.Tensor, state: DecoderState
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """recurrence.py's loop of a one-layer LSTM, on this decoder's weights."""
+        r, drop = self.rnn, self._combine_dropout(emb)
+        w_emb, w_feed = self._layer0_weights()
+        pre = F.linear(emb.transpose(0, 1), w_emb, r.bias_ih_l0 + r.bias_hh_l0)  # (steps, B, G)
+        w = torch.cat([w_feed, r.weight_hh_l0], dim=1)  # (gates * hidden, 2 * hidden)
+        h0, c0 = state.hidden[0]
+        return InputFeedingLSTM.apply(pre, h0, c0, w, state.keys, state.memory, state.mask,
+                                      *self.attention.score_weights(), self.combine.weight, drop)
+
+    def _layer0_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer 0's input weights split into the embedding part and the fed-vector part."""
+        w = self.rnn.weight_ih_l0  # (gates * hidden, embedding + hidden)
+        return w[:, :self.embedding_size], w[:, self.embedding_size:]
+
+    def _combine_dropout(self, emb: torch.Tensor) -> torch.Tensor | None:
+        """Dropout masks of the combine layer's input for all steps of emb (batch, steps, emb) in
+        one draw (one RNG call, not one per step): (steps, batch, combine_in), scaled by
+        1/(1-p); None in eval."""
         p = self.dropout.p
         if not self.training or p == 0:
             return None
-        return like.new_empty(steps, batch, self.combine.in_features).bernoulli_(1 - p).div_(1 - p)
-
-    def _fused_forward(self, emb: torch.Tensor, state: DecoderState, drop: torch.Tensor | None
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The input-feeding loop of a one-layer LSTM as one autograd function (recurrence.py)."""
-        r, att = self.rnn, self.attention
-        w_emb, w_feed = self._layer0_weights()
-        pre = F.linear(emb.transpose(0, 1), w_emb, r.bias_ih_l0 + r.bias_hh_l0)  # (steps, B, G)
-        w = torch.cat([w_feed, r.weight_hh_l0], dim=1)  # (gates*hidden, 2*hidden)
-        h0, c0 = state.hidden[0]
-        mlp = att.kind == "mlp"
-        return InputFeedingLSTM.apply(
-            pre, h0, c0, w, state.keys, state.memory, state.mask,
-            att.query_layer.weight if mlp else None, att.v.weight.view(-1) if mlp else None,
-            self.combine.weight, drop)
-
-    # ---- decoding: one step -----------------------------------------------------------------
-    def step(self, prev: torch.Tensor, state: DecoderState
-             ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
-        """
-        Args:
-            prev: (batch,) previous token ids.
-        Returns:
-            the attentional vector (batch, hidden) (``self.output`` of it gives the logits), the
-            next state, attention weights (batch, src_len) or None.
-        """
-        x = self._embed(prev)  # (batch, emb)
-        if self.input_feeding:
-            x = torch.cat([x, state.feed], dim=-1)  # (batch, emb + hidden)
-        hidden, s = self._rnn_step(x, self.rnn.bias_ih_l0, self.rnn.weight_ih_l0, state.hidden)
-        h, a = self._attend(s.unsqueeze(1), state, coverage=state.coverage)
-        h = h.squeeze(1)  # (batch, hidden)
-        a = a.squeeze(1) if a is not None else None  # (batch, src_len)
-        coverage = state.coverage + a if state.coverage is not None else None
-        new = DecoderState(hidden, h if self.input_feeding else None, state.memory, state.keys,
-                           state.mask, coverage, state.src_ext, state.n_ext)
-        return h, new, a
+        size = (emb.size(1), emb.size(0), self.combine.in_features)
+        return emb.new_empty(size).bernoulli_(1 - p).div_(1 - p)

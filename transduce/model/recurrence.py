@@ -13,12 +13,12 @@ same computation as one ``torch.autograd.Function``:
   (input gradients), accumulates the attention-side gradients in place, and leaves the weight
   gradients to one large GEMM per weight over all steps at the end.
 
-It covers one-layer LSTM decoders with input feeding and ``dot``/``general``/``mlp`` attention,
-without coverage — the usual configuration; :class:`~transduce.model.decoders.Decoder` falls back
-to the step-by-step autograd path for everything else. ``tests/test_recurrence.py`` checks
-outputs and gradients against that path.
-
-Gate order is PyTorch's (input, forget, cell, output), so the weights are ``nn.LSTM``'s own.
+It restates the LSTM cell and the attention score (``dot``/``general``/``mlp`` without coverage,
+on the weights of :meth:`~transduce.model.attention.Attention.score_weights`): the backward is
+the derivative of exactly these operations and reads the buffers they fill, so both halves live
+here, next to each other. The definitions are ``torch.lstm_cell`` and ``Attention.forward``,
+which the decoder's autograd loop runs; ``tests/test_recurrence.py`` checks outputs and every
+gradient against it. Gate order is PyTorch's (input, forget, cell, output): ``nn.LSTM``'s weights.
 """
 from __future__ import annotations
 
@@ -59,14 +59,13 @@ class InputFeedingLSTM(torch.autograd.Function):
         grid = (pre.new_empty(steps, *keys.shape) if w_query is not None else None)  # (T,B,L,K)
         wt, wct = w.t(), w_combine.t()
         invalid = ~mask
-        c_prev = c0
         for t in range(steps):
             g = torch.addmm(pre[t], x[t], wt, out=act[t])  # (B, G)
             g[:, :2 * hid].sigmoid_()
             g[:, 2 * hid:3 * hid].tanh_()
             g[:, 3 * hid:].sigmoid_()
             i, f, gg, o = g.chunk(4, 1)
-            c = torch.mul(f, c_prev, out=cell[t]).addcmul_(i, gg)
+            c = torch.mul(f, cell[t - 1] if t else c0, out=cell[t]).addcmul_(i, gg)
             h = torch.mul(o, torch.tanh(c, out=tanh_c[t]), out=x[t + 1, :, hid:])  # (B, H)
             if grid is None:
                 # (B, 1, K) @ (B, K, L): the row-vector form; keys @ h is ~10x slower on CPU
@@ -83,7 +82,6 @@ class InputFeedingLSTM(torch.autograd.Function):
             if drop is not None:
                 u.mul_(drop[t])
             torch.tanh(torch.mm(u, wct), out=x[t + 1, :, :hid])
-            c_prev = c
         ctx.save_for_backward(x, act, cell, tanh_c, attn, comb_in, grid, h0, c0, w, keys,
                               memory, w_query, v, w_combine, drop)
         return x[1:, :, :hid].transpose(0, 1), attn.transpose(0, 1)
@@ -102,9 +100,8 @@ class InputFeedingLSTM(torch.autograd.Function):
         d_query = torch.empty_like(d_comb) if grid is not None else None  # (T, B, K)
         d_scores = attn.new_empty(attn.shape) if grid is not None else None  # (T, B, L)
         one = act.new_ones(())
-        d_feed = torch.zeros_like(h0)  # gradient reaching step t's attentional vector from t+1
-        d_h_next = torch.zeros_like(h0)
-        d_c = torch.zeros_like(c0)
+        # gradients reaching step t's attentional vector, hidden and cell state from step t+1
+        d_feed, d_h_next, d_c = torch.zeros_like(h0), torch.zeros_like(h0), torch.zeros_like(c0)
         for t in reversed(range(steps)):
             # combine: out = tanh(u @ Wc^T)
             out = x[t + 1, :, :hid]

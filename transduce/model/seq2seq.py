@@ -68,7 +68,7 @@ class Seq2Seq(nn.Module):
         """One decoding step: prev (rows,) ids -> log-probabilities (rows, vocab [+ n_ext]), the
         next state, attention (rows, src_len) and p_gen (rows, 1) with copy. ``<pad>`` and
         ``<s>`` are never outputs: their log-probability is -inf."""
-        h, state, attn = self.decoder.step(prev, state)  # (rows, hidden)
+        h, state, attn = self.decoder.attentional_step(prev, state)  # (rows, hidden)
         logits = self.decoder.output(h).float()
         logits[:, [PAD_ID, BOS_ID]] = float("-inf")
         if not self.copy:
