@@ -279,6 +279,9 @@ CASES = [
          lambda c: ["translate", str(c.model_dir), "-i", c.file("in.txt", "w1\n"), "-o",
                     str(c.tmp / "no" / "such" / "dir" / "out.txt")],
          ["out.txt: cannot write the output", "check the path"]),
+    # --- #16 data: special tokens, line endings, vocabularies ---
+    # --- #16 model_dir: links, foreign files, overwrite, resume, untrusted loads ---
+    # --- #16 CLI, YAML and server errors ---
 ]
 
 
