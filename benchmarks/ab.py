@@ -27,7 +27,8 @@ from pathlib import Path
 WORKER = r"""
 import hashlib, json, sys, time
 from pathlib import Path
-import torch
+import transduce
+assert Path(transduce.__file__).resolve().is_relative_to(Path(sys.argv[4])), transduce.__file__
 from transduce.api import train
 from transduce.data.generate import write_task
 from transduce.demo import demo_config
@@ -54,8 +55,10 @@ print(json.dumps({"train_s": train_s, "sent_per_s": 4 * len(src) / decode_s, "we
 def run(tree: Path, steps: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as work:
         env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
-        out = subprocess.run([sys.executable, "-c", WORKER, work, str(steps), str(threads)],
-                             env=env, capture_output=True, text=True, check=True)
+        # cwd=work: with ``-c`` the current directory comes first on sys.path
+        out = subprocess.run([sys.executable, "-c", WORKER, work, str(steps), str(threads),
+                              str(tree.resolve())], env=env, cwd=work,
+                             capture_output=True, text=True, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
