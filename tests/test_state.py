@@ -14,17 +14,32 @@ from transduce.training.state import (PARTS, TrainerState, check_same_run, rng_s
                                       set_rng_state)
 
 
+class _Part:
+    """A stand-in for the optimizer, schedule and scaler: something with a state dict."""
+
+    def __init__(self, state: dict):
+        self.state = state
+
+    def state_dict(self) -> dict:
+        return self.state
+
+
+def _components(**state) -> dict:
+    return {k: _Part(state) for k in PARTS if k != "rng"}
+
+
 def test_state_file_round_trip_keeps_position_and_parts():
     st = TrainerState(step=7, epoch=1, batch_in_epoch=3, best_score=12.5, bad_validations=1,
                       elapsed=4.0, nonfinite=2, nonfinite_run=1, validated_at=5)
-    parts = {k: {"x": i} for i, k in enumerate(PARTS)}
-    saved = st.to_file(parts, rank_rngs=[], world_size=1)
+    components = {k: _Part({"x": i}) for i, k in enumerate(PARTS) if k != "rng"}
+    saved = st.to_file(components, rngs=[{"x": 0}, {"x": 1}], world_size=2)
     back, back_parts = TrainerState.from_file(saved, Path("last"))
-    assert back == st and back_parts == parts and saved["world_size"] == 1
+    assert back == st and saved["world_size"] == 2 and saved["rank_rng"] == [{"x": 1}]
+    assert back_parts == {**{k: c.state for k, c in components.items()}, "rng": {"x": 0}}
 
 
 def test_older_state_files_without_the_newer_counters_load():
-    saved = TrainerState(step=3).to_file({k: {} for k in PARTS}, [], 1)
+    saved = TrainerState(step=3).to_file(_components(), [{}], 1)
     del saved["nonfinite_run"], saved["validated_at"]
     back, _ = TrainerState.from_file(saved, Path("last"))
     assert (back.step, back.nonfinite_run, back.validated_at) == (3, 0, -1)
@@ -32,7 +47,7 @@ def test_older_state_files_without_the_newer_counters_load():
 
 @pytest.mark.parametrize("key", ["step", "best_score", "optimizer", "rng"])
 def test_a_state_file_missing_a_key_is_a_one_line_error(key):
-    saved = TrainerState().to_file({k: {} for k in PARTS}, [], 1)
+    saved = TrainerState().to_file(_components(), [{}], 1)
     del saved[key]
     with pytest.raises(TransduceError, match=f"missing {key}"):
         TrainerState.from_file(saved, Path("last"))

@@ -15,10 +15,7 @@ def train(config: str | Path | dict | Config, overrides: dict[str, Any] | list[s
     from transduce.config import Config, load_config
     from transduce.training.trainer import Trainer
 
-    if isinstance(config, Config):
-        config = load_config(config.to_dict(), overrides)
-    else:
-        config = load_config(config, overrides)
+    config = load_config(config.to_dict() if isinstance(config, Config) else config, overrides)
     return Trainer(config, overwrite=overwrite).train()
 
 

@@ -7,11 +7,8 @@
       train.log  metrics.jsonl  tensorboard/
 
 Training writes it (``training/``), every other command reads it through :func:`load_model`.
-
-Nothing is ever unpickled: weights are safetensors, and the trainer state holds only tensors and
-plain Python values, loaded with ``torch.load(weights_only=True)``. A checkpoint directory is
-written under a temporary name, fsynced, and renamed into place, so a crash at any moment leaves
-the previous checkpoint loadable (``<name>.old`` is picked up if the crash fell between renames).
+Nothing is ever unpickled (:func:`load_weights`, :func:`load_trainer_state`), and a crash at any
+moment leaves the previous checkpoint loadable (:func:`save_checkpoint`).
 """
 from __future__ import annotations
 
@@ -110,11 +107,8 @@ def load_model(model_dir: str | Path, checkpoint: str = BEST, device: str = "aut
         raise TransduceError(f"{model_dir}: cannot read the tokenizer/vocabulary files "
                              f"({type(e).__name__}: {why}); the model_dir is damaged: copy "
                              "it again or retrain") from None
-    ckpt = None
-    for name in [checkpoint] + [c for c in (BEST, LAST) if c != checkpoint]:
-        ckpt = find_checkpoint(model_dir / name)
-        if ckpt:
-            break
+    ckpt = next(filter(None, (find_checkpoint(model_dir / n) for n in (checkpoint, BEST, LAST))),
+                None)
     if ckpt is None:
         raise TransduceError(f"{model_dir}: no checkpoint (best/ or last/) found; "
                              "train the model first")
@@ -144,10 +138,13 @@ def _io_errno(exc: BaseException) -> int | None:
     return None
 
 
-def _same_tensor(t: torch.Tensor) -> tuple:
-    """Equal for two state-dict entries that are one tensor (tied weights), not for two views
-    of one buffer (the RNN weights cuDNN flattens into one)."""
-    return (t.device, t.data_ptr(), t.shape, t.stride())
+def _tied_groups(model: torch.nn.Module) -> list[list[str]]:
+    """The state dict's names grouped by tensor: the names of one tied weight together, but not
+    two views of one buffer (the RNN weights cuDNN flattens into one)."""
+    groups: dict[tuple, list[str]] = {}
+    for name, t in model.state_dict().items():
+        groups.setdefault((t.device, t.data_ptr(), t.shape, t.stride()), []).append(name)
+    return list(groups.values())
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -156,25 +153,17 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     safetensors refuses tensors that share memory, as tied weights and flattened RNN weights do
     (``safetensors.torch.save_model`` refuses the latter); :func:`_with_tied` restores the tied
     names on loading."""
-    out, seen = {}, set()
-    for name, t in model.state_dict().items():
-        if _same_tensor(t) not in seen:
-            seen.add(_same_tensor(t))
-            out[name] = t.detach().to("cpu", copy=True).contiguous()
-    return out
+    state = model.state_dict()
+    return {names[0]: state[names[0]].detach().to("cpu", copy=True).contiguous()
+            for names in _tied_groups(model)}
 
 
 def _with_tied(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``state`` plus the names of tied weights stored once (under whichever name: files from
     ``safetensors.torch.save_model`` may keep another one than :func:`_weights`)."""
-    groups: dict[tuple, list[str]] = {}
-    for name, t in model.state_dict().items():
-        groups.setdefault(_same_tensor(t), []).append(name)
-    for names in groups.values():
-        stored = next((n for n in names if n in state), None)
-        for name in names:
-            if stored is not None and name not in state:
-                state[name] = state[stored]
+    for names in _tied_groups(model):
+        stored = [n for n in names if n in state]
+        state.update({n: state[stored[0]] for n in names if stored and n not in state})
     return state
 
 
@@ -267,14 +256,11 @@ def load_weights(model: torch.nn.Module, path: Path, device: str | torch.device 
     try:
         state = _with_tied(model, load_file(str(path / WEIGHTS), device=str(device)))
         missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        if "size mismatch" in str(e):
+    except (RuntimeError, SafetensorError, OSError, ValueError) as e:
+        if isinstance(e, RuntimeError) and "size mismatch" in str(e):
             raise TransduceError(f"{path / WEIGHTS}: weights do not match the model in config.yaml "
                                  f"({_brief(e)}); the config or vocabulary was changed after "
                                  "training: restore them or retrain") from None
-        raise TransduceError(f"{path / WEIGHTS}: cannot load the weights ({_brief(e)}); the file "
-                             "is corrupt or truncated: use another checkpoint or retrain") from None
-    except (SafetensorError, OSError, ValueError) as e:
         raise TransduceError(f"{path / WEIGHTS}: cannot load the weights ({_brief(e)}); the file "
                              "is corrupt or truncated: use another checkpoint or retrain") from None
     if missing or unexpected:

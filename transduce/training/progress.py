@@ -7,6 +7,7 @@ import logging
 import math
 import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,12 +41,8 @@ def stop_signals() -> Iterator[list[int]]:
         log.warning("%s received: saving last/ after this update (again to abort at once)",
                     signal.Signals(signum).name)
 
-    old = {}
-    for s in (signal.SIGINT, signal.SIGTERM):
-        try:
-            old[s] = signal.signal(s, on_signal)
-        except ValueError:  # not the main thread
-            pass
+    main = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
     try:
         yield received
     finally:
@@ -119,20 +116,16 @@ class Progress:
         if self.bar:
             self.bar.update(self.task, completed=step)
 
-    def describe(self, text: str) -> None:
-        if self.bar:
-            self.bar.update(self.task, description=text)
-
-    def eta(self, step: int, elapsed: float, max_minutes: float | None) -> str:
-        left = (self.total - step) * elapsed / max(step, 1)
+    def report(self, record: dict, elapsed: float, max_minutes: float | None) -> None:
+        """A :meth:`Window.event` as the log line and the bar's description; the time left is
+        that of the updates so far per update, or what max_minutes leaves if that is less."""
+        left = (self.total - record["step"]) * elapsed / max(record["step"], 1)
         if max_minutes:
             left = min(left, max(0.0, 60 * max_minutes - elapsed))
-        return time.strftime("%H:%M:%S", time.gmtime(left))
-
-    def report(self, record: dict, elapsed: float, max_minutes: float | None) -> None:
-        """A :meth:`Window.event` as the log line and the bar's description."""
-        eta = self.eta(record["step"], elapsed, max_minutes)
-        self.describe(f"loss {record['loss']:.3f} | {record['tgt_tok_s']:,.0f} tok/s")
+        eta = time.strftime("%H:%M:%S", time.gmtime(left))
+        if self.bar:
+            self.bar.update(self.task, description=f"loss {record['loss']:.3f} | "
+                            f"{record['tgt_tok_s']:,.0f} tok/s")
         log.info("step %d | epoch %d | loss %.4f | ppl %.2f | lr %.2e | %s tgt tok/s | pad %.1f%%"
                  " | eta %s", record["step"], record["epoch"], record["loss"], record["ppl"],
                  record["lr"], f"{record['tgt_tok_s']:,.0f}", 100 * record["pad_frac"], eta)

@@ -22,8 +22,7 @@ import yaml
 
 from transduce.config import TrainingConfig
 from transduce.errors import TransduceError
-from transduce.model_dir import (CONFIG, STATE, load_trainer_state, load_weights,
-                                 save_checkpoint)
+from transduce.model_dir import CONFIG, STATE, load_trainer_state, load_weights
 from transduce.training.distributed import World
 
 log = logging.getLogger("transduce")
@@ -84,11 +83,13 @@ class TrainerState:
             return f"max_minutes={t.max_minutes} reached"
         return ""
 
-    def to_file(self, parts: dict[str, Any], rank_rngs: list[dict], world_size: int) -> dict:
-        """The dict to write as ``trainer_state.pt``: the position, ``parts`` (the state dicts of
-        :data:`PARTS`, ``rng`` being rank 0's), the other ranks' RNG states, the world size."""
-        return {**dataclasses.asdict(self), **parts, "rank_rng": rank_rngs,
-                "world_size": world_size}
+    def to_file(self, components: dict[str, Any], rngs: list[dict], world_size: int) -> dict:
+        """The dict to write as ``trainer_state.pt``: the position, the state dicts of
+        ``components`` (the objects of :data:`PARTS` with a ``state_dict``), the RNG states of
+        ranks 0, 1, ... (``rngs``: rank 0's as ``rng``, the others' as ``rank_rng``), the world
+        size."""
+        return {**dataclasses.asdict(self), **{k: c.state_dict() for k, c in components.items()},
+                "rng": rngs[0], "rank_rng": rngs[1:], "world_size": world_size}
 
     @classmethod
     def from_file(cls, state: dict, path: Path) -> tuple["TrainerState", dict]:
@@ -153,19 +154,10 @@ def check_same_run(model_dir: Path, new: dict, last: Path) -> None:
             "another model_dir)")
 
 
-def save_last(path: Path, model: torch.nn.Module, meta: dict, position: TrainerState,
-              components: dict[str, Any], rngs: list[dict], world_size: int) -> None:
-    """Write ``last/``: the weights and the trainer state. ``components``: the objects of
-    :data:`PARTS` with a ``state_dict``; ``rngs``: the RNG states of ranks 0, 1, ...."""
-    parts = {k: c.state_dict() for k, c in components.items()}
-    save_checkpoint(path, model, meta, position.to_file({**parts, "rng": rngs[0]}, rngs[1:],
-                                                        world_size))
-
-
 def restore(path: Path, model: torch.nn.Module, device: torch.device,
             components: dict[str, Any], world: World, seed: int) -> TrainerState:
-    """Load what :func:`save_last` wrote into ``model`` and ``components``, set this rank's
-    RNG states, and return the position."""
+    """Load a ``last/`` (the weights, and the trainer state of :meth:`TrainerState.to_file`) into
+    ``model`` and ``components``, set this rank's RNG states, and return the position."""
     load_weights(model, path, device)
     saved = load_trainer_state(path)
     size = saved.get("world_size", 1)

@@ -25,10 +25,10 @@ class Board:
                                  "training.tensorboard: false") from None
         self.writer = SummaryWriter(str(log_dir), purge_step=resume_step)
 
-    def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
-        """One scalar per key, tagged ``prefix/key`` (e.g. ``train/loss``, ``dev/bleu``)."""
-        for key, value in values.items():
-            self.writer.add_scalar(f"{prefix}/{key}", value, step)
+    def scalars(self, prefix: str, values: dict[str, float], keys: tuple, step: int) -> None:
+        """One scalar per key of ``keys``, tagged ``prefix/key`` (``train/loss``, ``dev/bleu``)."""
+        for key in keys:
+            self.writer.add_scalar(f"{prefix}/{key}", values[key], step)
         self.writer.flush()
 
     def attention(self, translator, sources: list[str], step: int) -> None:

@@ -33,7 +33,7 @@ from transduce.training.precision import autocast, check_precision
 from transduce.training.optim import Schedule, build_optimizer
 from transduce.training.progress import (Progress, RunLog, TrainingInterrupted, Window,
                                          stop_signals)
-from transduce.training.state import TrainerState, check_same_run, restore, rng_state, save_last
+from transduce.training.state import TrainerState, check_same_run, restore, rng_state
 from transduce.training.tensorboard import Board
 from transduce.training.validation import DevSet, test_scores
 
@@ -119,10 +119,11 @@ class Trainer:
                                  HIGHER_IS_BETTER[self.metric])
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
 
-        # ---- training position (restored on resume) -----------------------------------------
+        # ---- training position (restored on resume: the run goes on as if never stopped) -----
         self.state = TrainerState()
         if self.resume_from:
-            self._restore(self.resume_from)
+            self.state = restore(self.resume_from, self.model, self.device, self.components(),
+                                 self.world, self.cfg.seed)
         if t.tensorboard and self.world.main:
             self.board = Board(self.model_dir / md.TENSORBOARD,
                                self.state.step if self.resume_from else None)
@@ -141,7 +142,7 @@ class Trainer:
             return
         if self.world.main:
             if not self.resume_from:
-                self._write_last([rng_state()])
+                self.save(initial=True)
             distributed.barrier()
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.net = DistributedDataParallel(self.model, device_ids=ids)
@@ -251,22 +252,20 @@ class Trainer:
                     if st.validated_at != st.step:
                         self.validate()
                         self.save()
-        except BaseException:
-            self._close_log()
-            raise
-        try:
             log.info("training finished after %d updates (%s); %.1f min of training", st.step,
                      reason, st.elapsed / 60)
-            translator = Translator.load(self.model_dir, md.BEST, str(self.device))
-            if self.cfg.data.test and self.world.main:
-                scores = test_scores(translator, self.cfg)
-                self.run_log.record({"event": "test", "step": st.step, "bleu": scores["bleu"],
-                                     "chrf": scores["chrf"], "signature": scores["signature"]})
-            return translator
+            try:
+                translator = Translator.load(self.model_dir, md.BEST, str(self.device))
+                if self.cfg.data.test and self.world.main:
+                    scores = test_scores(translator, self.cfg)
+                    self.run_log.record({"event": "test", "step": st.step, "bleu": scores["bleu"],
+                                         "chrf": scores["chrf"], "signature": scores["signature"]})
+                return translator
+            finally:
+                if self.world.size > 1:
+                    distributed.shutdown()
         finally:
             self._close_log()
-            if self.world.size > 1:
-                distributed.shutdown()
 
     def _train_epoch(self, progress: Progress, received: list[int]) -> str:
         """The rest of the current epoch; returns why training stops, or "" at the epoch's end."""
@@ -321,8 +320,7 @@ class Trainer:
                               skipped_nonfinite=st.nonfinite)
         progress.report(record, st.elapsed, self.cfg.training.max_minutes)
         if self.board:
-            self.board.scalars("train", {k: record[k] for k in ("loss", "ppl", "lr", "tgt_tok_s")},
-                               st.step)
+            self.board.scalars("train", record, ("loss", "ppl", "lr", "tgt_tok_s"), st.step)
         self.run_log.record(record)
 
     # ---- validation ---------------------------------------------------------------------------
@@ -359,8 +357,7 @@ class Trainer:
                              "dev_loss": scores["loss"], "dev_ppl": scores["ppl"],
                              "bleu": scores["bleu"], "chrf": scores["chrf"], "best": better})
         if self.board:
-            self.board.scalars("dev", {k: scores[k] for k in ("loss", "ppl", "bleu", "chrf")},
-                               st.step)
+            self.board.scalars("dev", scores, ("loss", "ppl", "bleu", "chrf"), st.step)
             if self.cfg.model.attention != "none":
                 self.board.attention(translator, self.dev.src[:Board.SENTENCES], st.step)
         patience = self.cfg.training.patience
@@ -371,23 +368,15 @@ class Trainer:
         return {"step": self.state.step, "epoch": self.state.epoch, "scores": scores,
                 "n_params": self.n_params}
 
-    def save(self) -> None:
+    def save(self, initial: bool = False) -> None:
         """Write last/ with the full trainer state (atomic). Every rank calls it: rank 0 collects
-        the ranks' RNG states and writes."""
-        rngs = distributed.gather_state(rng_state())
+        the ranks' RNG states and writes. ``initial``: rank 0 alone writes the first last/ of a
+        multi-process run, with its own RNG states only (the other ranks then seed their own)."""
+        rngs = [rng_state()] if initial else distributed.gather_state(rng_state())
         if self.world.main:
-            self._write_last(rngs)
-
-    def _write_last(self, rngs: list[dict]) -> None:
-        """``rngs``: the RNG states of ranks 0, 1, ... (only rank 0's for the initial last/ of a
-        multi-process run: the other ranks then seed their own)."""
-        save_last(self.model_dir / md.LAST, self.model, self._meta({"best": self.state.best_score}),
-                  self.state, self.components(), rngs, self.world.size)
-
-    def _restore(self, path: Path) -> None:
-        """Everything :meth:`save` wrote, so the run goes on as if never stopped."""
-        self.state = restore(path, self.model, self.device, self.components(), self.world,
-                             self.cfg.seed)
+            md.save_checkpoint(self.model_dir / md.LAST, self.model,
+                               self._meta({"best": self.state.best_score}),
+                               self.state.to_file(self.components(), rngs, self.world.size))
 
     def components(self) -> dict:
         """The objects whose state dicts ``last/`` keeps beside the weights."""

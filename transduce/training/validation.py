@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from functools import cached_property
 from typing import Callable
 
-import numpy as np
 import torch
 
 from transduce.config import Config
-from transduce.data.batching import Batch, batch_cost, batch_indices, make_batch
+from transduce.data.batching import Batch, Pairs, batch_cost, batch_indices
 from transduce.data.codec import Codec, encode_pairs
 from transduce.data.corpus import read_parallel, resolve_pair
 from transduce.decode.translator import Translator
@@ -28,33 +28,28 @@ class DevSet:
                  config: Config, att_cost: float):
         self.src, self.ref, self.codecs, self.cfg = src, ref, (src_codec, tgt_codec), config
         self.att_cost = att_cost
-        self._batches: list[Batch] | None = None
 
+    @cached_property
     def batches(self) -> list[Batch]:
         """The loss batches. They keep to the training memory budget; pairs over
         data.max_src_len/max_tgt_len are left out, as they are from training (they are still
         translated and scored)."""
-        if self._batches is not None:
-            return self._batches
         (s_codec, t_codec), t, d = self.codecs, self.cfg.training, self.cfg.data
         src, tgt, ext, _ = encode_pairs([s_codec.tokenize(s) for s in self.src],
                                         [t_codec.tokenize(s) for s in self.ref],
                                         s_codec.vocab, t_codec.vocab, self.cfg.model.copy)
-        pairs = [i for i in range(len(src)) if src[i]
-                 and len(src[i]) <= d.max_src_len and len(tgt[i]) <= d.max_tgt_len]
-        if len(pairs) < len(src):
+        keep = [i for i in range(len(src)) if src[i]
+                and len(src[i]) <= d.max_src_len and len(tgt[i]) <= d.max_tgt_len]
+        if len(keep) < len(src):
             log.info("dev loss leaves out %d of %d dev pairs (empty, or over data.max_src_len / "
-                     "max_tgt_len)", len(src) - len(pairs), len(src))
+                     "max_tgt_len)", len(src) - len(keep), len(src))
         budget = t.batch_tokens or t.batch_size * batch_cost(1, d.max_src_len, d.max_tgt_len + 1,
                                                              self.att_cost)
-        self._batches = [
-            make_batch([src[pairs[i]] for i in idx], [tgt[pairs[i]] for i in idx],
-                       [ext[pairs[i]] for i in idx] if ext is not None else None)
-            for idx in batch_indices(np.array([len(src[i]) for i in pairs], dtype=np.int64),
-                                     np.array([len(tgt[i]) for i in pairs], dtype=np.int64),
-                                     batch_tokens=int(budget), att_cost=self.att_cost,
-                                     max_sentences=self.cfg.decoding.batch_size, shuffle=False)]
-        return self._batches
+        pairs = Pairs(*([seqs[i] for i in keep] for seqs in (src, tgt)),
+                      [ext[i] for i in keep] if ext is not None else None)
+        return [pairs.batch(idx) for idx in batch_indices(
+            pairs.src_lens, pairs.tgt_lens, batch_tokens=int(budget), att_cost=self.att_cost,
+            max_sentences=self.cfg.decoding.batch_size, shuffle=False)]
 
     @torch.no_grad()
     def loss(self, model: Seq2Seq, device: torch.device, autocast: Callable = nullcontext
@@ -63,7 +58,7 @@ class DevSet:
         ``autocast()`` (the training precision), the loss in fp32."""
         model.eval()
         total, n = 0.0, 0
-        for b in self.batches():
+        for b in self.batches:
             b = b.to(device)
             with autocast():
                 out = model(b.src, b.src_lens, b.tgt_in, b.src_ext)
