@@ -280,6 +280,36 @@ CASES = [
                     str(c.tmp / "no" / "such" / "dir" / "out.txt")],
          ["out.txt: cannot write the output", "check the path"]),
     # --- #16 data: special tokens, line endings, vocabularies ---
+    Case("cr-only-line-endings",
+         lambda c: ["train", c.config(data={"train": c.corpus("t", "a b\rc d\r", "x\ry\r")})],
+         ["t.src: the lines end in CR only", "2 CR, no LF", "convert them to LF",
+          "tr '\\r' '\\n'"]),
+    Case("cr-only-translate-input",
+         lambda c: ["translate", str(c.model_dir), "-i", c.file("in.txt", "w1 w2\rw3\r")],
+         ["in.txt: the lines end in CR only", "convert them to LF"]),
+    Case("nul-bytes",
+         lambda c: ["train", c.config(data={"train": c.corpus("t", b"\0" * 64, b"\0" * 64)})],
+         ["t.src:1: NUL byte at byte 0", "not UTF-8 text", "convert the file to UTF-8"]),
+    # (a new model_dir: the vocabularies are built, not resumed)
+    Case("min-freq-leaves-only-specials",
+         lambda c: ["train", c.config(model_dir=str(c.tmp / "new"),
+                                      data={"min_freq": 1_000_000})],
+         ["train.src: no token type occurs data.min_freq=1000000 times",
+          "every token would read as <unk>", "lower data.min_freq"]),
+    Case("sentencepiece-vocab-below-characters",
+         lambda c: ["train", c.config(model_dir=str(c.tmp / "new"),
+                                      data={"tokenizer": "sentencepiece", "vocab_size": 8})],
+         ["train.src: data.vocab_size=8 is smaller than the", "raise data.vocab_size to"]),
+    Case("sentencepiece-blank-side",
+         lambda c: ["train", c.config(model_dir=str(c.tmp / "new"), data={
+             "tokenizer": "sentencepiece", "train": c.corpus("t", "a b\nc d\n", "\n \n")})],
+         ["t.tgt: every line is blank", "check the files"]),
+    Case("sentencepiece-lines-over-byte-limit",
+         lambda c: ["train", c.config(model_dir=str(c.tmp / "new"), data={
+             "tokenizer": "sentencepiece",
+             "train": c.corpus("t", ("ab " * 1500 + "\n") * 2, "x\ny\n")})],
+         ["t.src: every line is over SentencePiece's limit of 4192 bytes",
+          "split the text into sentences"]),
     # --- #16 model_dir: links, foreign files, overwrite, resume, untrusted loads ---
     # --- #16 CLI, YAML and server errors ---
 ]

@@ -30,12 +30,14 @@ def test_build_ranks_by_frequency_then_alphabetically_whatever_the_input_order()
     assert Vocabulary.build(lines, max_size=6).itos[4:] == ["c", "d"]  # the most frequent kept
 
 
-def test_specials_keep_ids_0_to_3_and_appear_once():
+def test_specials_keep_ids_0_to_3_and_text_never_reaches_them():
     assert (PAD_ID, UNK_ID, BOS_ID, EOS_ID) == (0, 1, 2, 3)
     v = Vocabulary(["x", "<unk>", "x", "</s>", "y"])
-    assert v.itos == [*SPECIALS, "x", "y"]
-    assert [v.stoi[t] for t in v.itos] == list(range(len(v)))
-    assert Vocabulary.build([["</s>", "a", "<pad>"]]).itos == [*SPECIALS, "a"]
+    # a token spelt like a special is an ordinary type (#16): literal text, not the symbol
+    assert v.itos == [*SPECIALS, "x", "<unk>", "</s>", "y"]
+    assert [v.stoi[t] for t in v.itos[4:]] == list(range(4, len(v)))  # each type once
+    assert v.encode(["<pad>", "<s>", "</s>", "<unk>"]) == [UNK_ID, UNK_ID, 6, 5]
+    assert Vocabulary.build([["</s>", "a", "<pad>"]]).itos == [*SPECIALS, "</s>", "<pad>", "a"]
     assert Vocabulary.build([["a", "b"]], max_size=2).itos == list(SPECIALS)  # never below 4
 
 
@@ -51,6 +53,9 @@ def test_load_names_a_missing_or_corrupt_file(tmp_path):
     (tmp_path / "bad.txt").write_text("<unk>\n<pad>\n<s>\n</s>\na\n", encoding="utf-8")
     with pytest.raises(TransduceError, match=r"bad\.txt: line 1-4 must be <pad> <unk> <s> </s>"):
         Vocabulary.load(tmp_path / "bad.txt")
+    (tmp_path / "twice.txt").write_text("<pad>\n<unk>\n<s>\n</s>\na\nb\na\n", encoding="utf-8")
+    with pytest.raises(TransduceError, match=r"twice\.txt: a token appears twice"):
+        Vocabulary.load(tmp_path / "twice.txt")  # ids after it would shift
 
 
 def test_file_keeps_every_id_including_non_ascii_tokens(tmp_path):

@@ -8,12 +8,13 @@ Files: ``vocab.src.txt``, ``vocab.tgt.txt`` and, for SentencePiece, ``spm.src.mo
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from transduce.config import DataConfig
+from transduce.data.corpus import resolve_pair
 from transduce.data.tokenizers import SentencePieceTokenizer, Tokenizer, make_tokenizer
-from transduce.data.vocabulary import Vocabulary, source_ext_ids, target_ext_ids
+from transduce.data.vocabulary import (MAX_TOKEN_LEN, SPECIALS, Vocabulary, source_ext_ids,
+                                       target_ext_ids)
 from transduce.errors import TransduceError
 
 log = logging.getLogger("transduce")
@@ -58,25 +59,67 @@ def _kind(cfg: DataConfig, side: str) -> str:
     return (cfg.src_tokenizer if side == "src" else cfg.tgt_tokenizer) or cfg.tokenizer
 
 
+def _names(cfg: DataConfig) -> dict[str, str]:
+    """Whose text each side's tokenizer and vocabulary are built from, for the messages."""
+    if not cfg.train:
+        names = {"src": "the source training text", "tgt": "the target training text"}
+    else:
+        names = dict(zip(SIDES, map(str, resolve_pair(cfg.train, cfg.src_lang, cfg.tgt_lang))))
+    names["shared"] = f"{names['src']} + {names['tgt']}"
+    return names
+
+
+def check_vocabulary(vocab: Vocabulary, name: str, cfg: DataConfig) -> None:
+    """A built vocabulary must hold ordinary types (an error with the fix otherwise); a warning
+    when more than half of the training tokens would read as ``<unk>``."""
+    st = vocab.built
+    if st is None:
+        return
+    if not st.tokens:
+        raise TransduceError(f"{name}: every line is blank; a corpus needs text on both sides: "
+                             "check the files")
+    if len(vocab) == len(SPECIALS):
+        if st.long_types == st.types:
+            raise TransduceError(
+                f"{name}: every token type is longer than {MAX_TOKEN_LEN} characters, so the "
+                "vocabulary holds only the specials; is there text without spaces? Use "
+                "tokenizer: char or sentencepiece")
+        raise TransduceError(
+            f"{name}: no token type occurs data.min_freq={cfg.min_freq} times (the most "
+            f"frequent of the {st.types} types occurs {st.max_count}), so the vocabulary holds "
+            "only the specials and every token would read as <unk>; lower data.min_freq")
+    if 2 * st.unk_tokens > st.tokens:
+        log.warning("%s: the vocabulary's %d types cover %.1f%% of the training tokens, the "
+                    "other %d read as <unk> (data.min_freq=%d, data.max_vocab_size=%d); lower "
+                    "data.min_freq or raise data.max_vocab_size", name, len(vocab) - len(SPECIALS),
+                    100.0 * (st.tokens - st.unk_tokens) / st.tokens, st.unk_tokens, cfg.min_freq,
+                    cfg.max_vocab_size)
+
+
 def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
                  tgt_lines: list[str]) -> tuple[Codec, Codec]:
-    """Build tokenizers and vocabularies from training text and save them in ``model_dir``."""
+    """Build tokenizers and vocabularies from training text and save them in ``model_dir``.
+
+    Everything is built and checked first (:func:`check_vocabulary`, SentencePiece's failures:
+    see ``tokenizers.py``) and written only then, so a failure writes no codec file."""
     text = {"src": src_lines, "tgt": tgt_lines}
     kinds = {side: _kind(cfg, side) for side in SIDES}  # config.py checks shared_vocab's
+    names = _names(cfg)
     tokenizers: dict[str, Tokenizer] = {}
     for side in SIDES:
         if kinds[side] == "sentencepiece":
             spm_file = model_dir / f"spm.{side}.model"
             if cfg.shared_vocab and side == "tgt":
-                shutil.copyfile(model_dir / "spm.src.model", spm_file)
-                tokenizers[side] = SentencePieceTokenizer(spm_file, cfg.lowercase)
+                tokenizers[side] = SentencePieceTokenizer(
+                    spm_file, cfg.lowercase, model_proto=tokenizers["src"].model_proto)
                 continue
             lines = src_lines + tgt_lines if cfg.shared_vocab else text[side]
             log.info("training sentencepiece (%s, %d pieces) on %d %s lines", cfg.spm_model_type,
                      cfg.vocab_size, len(lines), "src+tgt" if cfg.shared_vocab else side)
             tokenizers[side] = SentencePieceTokenizer.train(
                 lines, spm_file, cfg.vocab_size, cfg.spm_model_type, cfg.spm_max_sentences,
-                lowercase=cfg.lowercase)
+                lowercase=cfg.lowercase, name=names["shared" if cfg.shared_vocab else side],
+                write=False)
         else:
             tokenizers[side] = make_tokenizer(kinds[side], cfg.lowercase)
 
@@ -85,7 +128,9 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
 
     vocabs: dict[str, Vocabulary] = {}
     if cfg.shared_vocab:
-        shared = Vocabulary.build(tokens("src") + tokens("tgt"), cfg.min_freq, cfg.max_vocab_size)
+        shared = Vocabulary.build(tokens("src") + tokens("tgt"), cfg.min_freq, cfg.max_vocab_size,
+                                  name=names["shared"])
+        check_vocabulary(shared, names["shared"], cfg)
         vocabs = {"src": shared, "tgt": shared}
     else:
         for side in SIDES:
@@ -93,8 +138,13 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
             if isinstance(tok, SentencePieceTokenizer):
                 vocabs[side] = Vocabulary(tok.pieces())
             else:
-                vocabs[side] = Vocabulary.build(tokens(side), cfg.min_freq, cfg.max_vocab_size)
+                vocabs[side] = Vocabulary.build(tokens(side), cfg.min_freq, cfg.max_vocab_size,
+                                                name=names[side])
+                check_vocabulary(vocabs[side], names[side], cfg)
     for side in SIDES:
+        tok = tokenizers[side]
+        if isinstance(tok, SentencePieceTokenizer):
+            tok.save()
         vocabs[side].save(model_dir / f"vocab.{side}.txt")
     log.info("vocabulary: %d source, %d target types", len(vocabs["src"]), len(vocabs["tgt"]))
     return Codec(tokenizers["src"], vocabs["src"]), Codec(tokenizers["tgt"], vocabs["tgt"])

@@ -30,15 +30,36 @@ def read_lines(path: str | Path) -> list[str]:
 
 
 def split_lines(raw: bytes, name: str, fix: str) -> list[str]:
-    """Decode UTF-8 bytes into stripped lines; ``name`` and ``fix`` make the error message."""
+    """Decode UTF-8 bytes into stripped lines; ``name`` and ``fix`` (how to convert to UTF-8)
+    make the error messages.
+
+    Only ``\\n`` ends a line (``\\r\\n`` too: the ``\\r`` is stripped). Refused: invalid UTF-8;
+    a NUL byte (binary data, or UTF-16/32 text); CR-only line endings (no ``\\n`` at all but a
+    ``\\r``), which would read as one huge line. A byte-order mark (U+FEFF) at the start is
+    dropped; inside the text (files joined with ``cat``) each one is removed too, with a warning
+    saying how many: it is invisible and never part of a word."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise TransduceError(f"{name}:{line}: invalid UTF-8 ({e.reason} at byte {e.start}); "
                              f"{fix}") from None
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        raise TransduceError(f"{name}:{line}: NUL byte at byte {nul}: this is binary data or "
+                             f"UTF-16/UTF-32 text, not UTF-8 text; {fix}")
+    if "\n" not in text and "\r" in text:
+        raise TransduceError(f"{name}: the lines end in CR only (old Mac line endings: "
+                             f"{text.count(chr(13))} CR, no LF), so it would read as one line; "
+                             "convert them to LF, e.g. with tr '\\r' '\\n' or mac2unix")
     if text.startswith("\ufeff"):
         text = text[1:]
+    if "\ufeff" in text:
+        first = text.count("\n", 0, text.index("\ufeff")) + 1
+        log.warning("%s:%d: removed %d byte-order mark(s) (U+FEFF) inside the text (files "
+                    "joined with cat?)", name, first, text.count("\ufeff"))
+        text = text.replace("\ufeff", "")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
