@@ -124,7 +124,7 @@ def test_training_on_lines_with_literal_specials_stays_finite_and_translates_the
     literals = ["<pad>", "</s>", "<s>", "<unk>"]
     for i in range(0, len(src), 3):
         lit = literals[(i // 3) % 4]
-        src[i] = lit if i % 2 else f"{lit} {src[i]} {lit}"  # a source of only "<pad>" too
+        src[i] = "<pad>" if i % 2 else f"{lit} {src[i]} {lit}"  # sources of only "<pad>" too
         tgt[i] = f"{tgt[i]} {lit} {tgt[i]}"
     (tmp_path / "t.src").write_text("\n".join(src) + "\n")
     (tmp_path / "t.tgt").write_text("\n".join(tgt) + "\n")
