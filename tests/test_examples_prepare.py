@@ -249,3 +249,129 @@ def test_example_config_matches_its_data(example):
 
 def test_data_folders_are_git_ignored():
     assert "*/data/" in (EXAMPLES / ".gitignore").read_text("utf-8").split()
+
+
+# ---------------------------------------------------------------- gettext-en-fr: .mo catalogs
+
+def make_mo(entries: list[tuple[str, str]], big_endian: bool = False, charset: str = "UTF-8") -> bytes:
+    """A GNU .mo file (as msgfmt writes it, without the hash table) holding ``entries``."""
+    import struct
+
+    end = ">" if big_endian else "<"
+    entries = [("", f"Content-Type: text/plain; charset={charset}\n"), *entries]
+    ids = [i.encode(charset) for i, _ in entries]
+    strs = [s.encode(charset) for _, s in entries]
+    n = len(entries)
+    orig_at, trans_at = 28, 28 + 8 * n
+    data_at = trans_at + 8 * n
+    blob, orig, trans = b"", [], []
+    for raw, table in [(r, orig) for r in ids] + [(r, trans) for r in strs]:
+        table.append((len(raw), data_at + len(blob)))
+        blob += raw + b"\0"
+    header = struct.pack(end + "7I", 0x950412DE, 0, n, orig_at, trans_at, 0, data_at)
+    tables = b"".join(struct.pack(end + "2I", *e) for e in orig + trans)
+    return header + tables + blob
+
+
+def test_read_mo_both_byte_orders_and_charsets():
+    mod = load("gettext-en-fr")
+    entries = [("Open file", "Ouvrir le fichier"), ("menu\x04_Quit", "_Quitter"),
+               ("%d file\x00%d files", "%d fichier\x00%d fichiers")]
+    for big in (False, True):
+        parsed = mod.read_mo(make_mo(entries, big_endian=big))
+        assert parsed[0][0] == "" and parsed[1:] == entries
+    latin = mod.read_mo(make_mo([("Delete", "Effacé")], charset="ISO-8859-1"))
+    assert latin[1] == ("Delete", "Effacé")
+    with pytest.raises(ValueError):
+        mod.read_mo(b"\0" * 40)
+
+
+def test_gettext_message_pairs():
+    mod = load("gettext-en-fr")
+    entries = [("", "Content-Type: text/plain; charset=UTF-8\n"),
+               ("menu\x04_Quit", "_Quitter"),             # context dropped, mnemonic removed
+               ("Save &As…", "Enregistrer &sous…"),
+               ("%d file\x00%d files", "%d fichier\x00%d fichiers"),  # singular + first plural
+               ("%s: %s", "%s : %s"),                      # no words: dropped
+               ("Untranslated", ""),
+               ("max_connections   must be\n positive", "max_connections doit être positif")]
+    assert mod.message_pairs(entries) == [
+        ("Quit", "Quitter"), ("Save As…", "Enregistrer sous…"), ("%d file", "%d fichier"),
+        ("%d files", "%d fichiers"),
+        ("max_connections must be positive", "max_connections doit être positif")]
+
+
+def test_strip_mnemonic_and_letters():
+    mod = load("gettext-en-fr")
+    assert mod.strip_mnemonic("_Open") == "Open"
+    assert mod.strip_mnemonic("E&xit") == "Exit"
+    assert mod.strip_mnemonic("Open (_Read-only)") == "Open (Read-only)"
+    for kept in ("file_name", "Sa_ve", "%s & %s", "__builtin_trap", "R&D &Tools", "&amp;x"):
+        assert mod.strip_mnemonic(kept) == kept
+    assert mod.letters("%s: %-10lu %qs") == 0 and mod.letters("%d files") == 5
+
+
+# ---------------------------------------------------------------- code-docstring: Python functions
+
+CODE = '''
+import functools
+
+
+def number_of_nodes(G):
+    """Return the number of nodes in the graph.
+
+    Longer text, e.g. parameters.
+    """
+    # counted once
+    return len(G._node)
+
+
+class Box:
+    @functools.cache
+    def area(self, scale=1):
+        """area(scale) -> float
+
+        Compute the area, i.e. width times height. Then more.
+        """
+        return self.w * self.h * scale
+
+    def helper(self):
+        """>>> Box().helper()"""
+        return 1
+
+    def tiny(self):
+        """Do nothing at all here."""
+        pass
+'''
+
+
+def test_function_pairs():
+    mod = load("code-docstring")
+    assert mod.function_pairs(CODE) == [
+        ("def number_of_nodes(G): # counted once return len(G._node)",
+         "Return the number of nodes in the graph."),
+        ("@functools.cache def area(self, scale=1): return self.w * self.h * scale",
+         "Compute the area, i.e. width times height."),
+    ]
+    assert mod.function_pairs("def broken(:\n") == []
+
+
+def test_first_sentence_and_module_key():
+    mod = load("code-docstring")
+    assert mod.first_sentence("Compute the x. More text.") == "Compute the x."
+    assert mod.first_sentence("Return the value of e.g. x, etc. then stop. Next.") == \
+        "Return the value of e.g. x, etc. then stop."
+    assert mod.first_sentence("Parse the version number\n of a string\n\nDetails.") == \
+        "Parse the version number of a string"
+    for rejected in ("Short one.", ":param x: the value", "Parameters:", "TODO: write docs here",
+                     " ".join(["word"] * 41)):
+        assert mod.first_sentence(rejected) is None
+    assert mod.module_key("/usr/lib/python3/dist-packages/networkx/classes/graph.py") == \
+        "networkx/classes/graph.py"
+    assert mod.module_key("/usr/lib/python3.11/json/decoder.py") == "json/decoder.py"
+    for skipped in ("/usr/lib/python3/dist-packages/sympy/core/tests/test_basic.py",
+                    "/usr/lib/python3.11/test/test_json.py",
+                    "/usr/lib/python3/dist-packages/pip/_vendor/rich/text.py",
+                    "/usr/lib/python3.11/site-packages/x.py", "/usr/share/doc/x.py",
+                    "/usr/lib/python3.11/json/__init__.pyc"):
+        assert mod.module_key(skipped) is None

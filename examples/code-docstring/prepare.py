@@ -39,7 +39,7 @@ MAX_SOURCE_WORDS = 300
 MIN_SOURCE_WORDS = 6
 SUMMARY_WORDS = (3, 40)
 SKIP_DIR_RE = re.compile(r"/(tests?|testing|_vendor|vendored|externals?|_?lib2to3|idle_test)/")
-SENTENCE_END_RE = re.compile(r"(?<![.\s][a-z])(?<!\be\.g)(?<!\bi\.e)(?<!\betc)(?<!\bvs)([.!?])(?=\s|$)")
+SENTENCE_END_RE = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)(?<!\bvs)([.!?])(?=\s|$)")
 SIGNATURE_LINE_RE = re.compile(r"^[\w.]+\(.*\)\s*(->.*)?$")
 
 
