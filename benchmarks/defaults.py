@@ -381,9 +381,12 @@ class FairseqSystem:
                           text)
         skipped = re.findall(r"(\d+) samples have invalid sizes and will be skipped", text)
         n_train = len(read_lines(corpus.path("train", "src")))
+        epochs = [json.loads(j) for j in re.findall(r"\| train \| (\{.*\})", text)]
+        rate = steady([float(e["wps"]) for e in inner])
+        if rate is None and epochs:  # fewer than 25 updates: the epoch's average instead
+            rate = float(epochs[-1]["train_wps"])
         train = {"updates": int(re.findall(r"@ (\d+) updates", text)[-1]),
-                 "tok_s": steady([float(e["wps"]) for e in inner]),
-                 "tok_s_intervals": len(inner),
+                 "tok_s": rate, "tok_s_intervals": len(inner),
                  "skipped": int(skipped[0]) if skipped else 0,  # the first warning: training
                  "train_pairs": n_train, "truncated": 0,
                  "chosen_step": int(best[-1][1]) if best else None,

@@ -1,4 +1,5 @@
-"""Data preparation of examples/ (bible-es-en, manpages-summ, dialogue) on small fixtures.
+"""Data preparation of examples/ (bible-es-en, manpages-summ, dialogue, gettext-en-fr, code-docstring)
+on small fixtures and inline data.
 
 No Debian package, network or installed corpus is needed: the parsers are fed fixture files that
 look like the real tools' output (see tests/fixtures/examples/README.md).
@@ -234,7 +235,8 @@ def test_chatterbot_conversation_pairs():
 
 # ---------------------------------------------------------------- configs and git-ignore
 
-@pytest.mark.parametrize("example", ["bible-es-en", "manpages-summ", "dialogue"])
+@pytest.mark.parametrize("example", ["bible-es-en", "manpages-summ", "dialogue", "gettext-en-fr",
+                                     "code-docstring"])
 def test_example_config_matches_its_data(example):
     raw = yaml.safe_load((EXAMPLES / example / "config.yaml").read_text("utf-8"))
     mod = load(example)
