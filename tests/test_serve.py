@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import transduce
 from transduce.errors import TransduceError
 from transduce.serve.app import create_app, is_loopback, serve
-from transduce.serve.requests import TranslateRequest, resolve_options
+from transduce.serve.requests import Limits, TranslateRequest, resolve_options
 from conftest import tiny_config
 
 LIMITS = dict(max_inputs=4, max_chars=50, max_body_bytes=2000, max_beam_size=4, max_len=20)
@@ -236,13 +236,13 @@ def test_a_setting_out_of_bounds_says_which_field(client, body, field):
 
 
 def test_settings_only_sampling_reads_do_not_split_beam_batches(translator):
-    decoding, limits = translator.config.decoding, {"max_beam_size": 4, "max_len": 20}
-    plain = resolve_options(TranslateRequest(text=["a"]), decoding, **limits)
+    decoding, limits = translator.config.decoding, Limits(max_beam_size=4, max_len=20)
+    plain = resolve_options(TranslateRequest(text=["a"]), decoding, limits)
     assert resolve_options(TranslateRequest(text=["a"], temperature=3.0, seed=5), decoding,
-                           **limits) == plain
+                           limits) == plain
     assert plain["max_len"] == 20 and plain["beam_size"] == decoding.beam_size
     sampled = resolve_options(TranslateRequest(text=["a"], sampling=True, seed=5), decoding,
-                              **limits)
+                              limits)
     assert sampled["sampling"] and sampled["seed"] == 5
 
 

@@ -1,4 +1,5 @@
-"""The ``transduce`` command line: argument parsing only; the work is done by the API modules."""
+"""The ``transduce`` command line: argument parsing only (each command is a function, registered
+with its arguments by :func:`command`); the work is done by the API modules."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from transduce.errors import TransduceError
 
@@ -20,13 +21,7 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the moment, so a progress bar that redirects
     stderr (rich's live display) keeps log lines above the bar."""
 
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value):
-        pass
+    stream = property(lambda self: sys.stderr, lambda self, _value: None)  # setting it: a no-op
 
 
 def _setup_logging(debug: bool) -> None:
@@ -83,59 +78,24 @@ def _write_output(lines: list[str], path: str | None) -> None:
             raise TransduceError(f"{path}: cannot write the output ({e.strerror}); check the "
                                  "path and its permissions") from None
     else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        print(text, end="", flush=True)
 
 
 def _decode_options(args: argparse.Namespace) -> dict:
     """The decoding flags as DecodingConfig overrides (None: the model's config decides)."""
-    opts = {"beam_size": args.beam_size, "batch_size": args.batch_size, "max_len": args.max_len,
-            "n_best": getattr(args, "n_best", None)}
+    opts = {k: getattr(args, k, None) for k in ("beam_size", "batch_size", "max_len", "n_best")}
     if args.sample:
         opts.update(sampling=True, temperature=args.temperature, top_k=args.top_k,
                     top_p=args.top_p, seed=args.seed)
     return opts
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from transduce.config import load_config
-    from transduce.training.trainer import Trainer, TrainingInterrupted
+def _print_scores(hyps: list[str], refs: list[str], args: argparse.Namespace) -> None:
+    """Scores ``hyps`` against ``refs`` with ``--metrics``; prints them as ``--json`` asks."""
+    from transduce.evaluate import evaluate
 
-    config = load_config(args.config, args.set)
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
-        from transduce.training.distributed import launch
-
-        return launch(args.nproc, ["train", args.config, *(["--set", *args.set] if args.set
-                                                           else []),
-                                   *(["--overwrite"] if args.overwrite else []),
-                                   *(["--debug"] if getattr(args, "debug", False) else [])])
-    try:
-        Trainer(config, overwrite=args.overwrite).train()
-    except TrainingInterrupted as e:
-        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
-            print(f"interrupted: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
-
-
-def cmd_translate(args: argparse.Namespace) -> int:
-    model = _load(args)
-    lines = _read_input(args.input)
-    options = _decode_options(args)
-    n_best = model.config.decoding.override(**options).n_best
-    out = []
-    for res in model.search(lines, **options):
-        if n_best > 1:
-            res = res + [None] * (n_best - len(res))
-            out.extend(f"{r.text}\t{r.score:.4f}" if r else "\t0.0000" for r in res)
-        else:
-            out.append(res[0].text if res else "")
-    _write_output(out, args.output)
-    return 0
-
-
-def _print_scores(scores: dict, as_json: bool) -> None:
-    if as_json:
+    scores = evaluate(hyps, refs, args.metrics.split(","))
+    if args.json:
         print(json.dumps(scores))
         return
     for key in ("bleu", "chrf", "rouge1", "rouge2", "rougeL"):
@@ -143,77 +103,6 @@ def _print_scores(scores: dict, as_json: bool) -> None:
             print(f"{key:7s} {scores[key]:6.2f}")
     for metric, sig in scores.get("signature", {}).items():
         print(f"signature ({metric}): {sig}")
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from transduce.data.corpus import read_lines
-    from transduce.evaluate import evaluate
-
-    hyps, refs = read_lines(args.hyp), read_lines(args.ref)
-    if len(hyps) != len(refs):
-        raise TransduceError(f"{args.hyp}: {len(hyps)} lines but {args.ref} has {len(refs)}; "
-                             "hypotheses and references must be line-aligned")
-    _print_scores(evaluate(hyps, refs, args.metrics.split(",")), args.json)
-    return 0
-
-
-def cmd_test(args: argparse.Namespace) -> int:
-    from transduce.data.corpus import read_parallel
-    from transduce.evaluate import evaluate
-
-    src, refs = read_parallel(args.src, args.ref)
-    model = _load(args)
-    hyps = model.translate(src, **_decode_options(args))
-    if args.output:
-        _write_output(hyps, args.output)
-    _print_scores(evaluate(hyps, refs, args.metrics.split(",")), args.json)
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    model = _load(args)
-    from transduce.plot import plot_attention
-    if model.config.model.attention == "none":
-        raise TransduceError(f"{args.model_dir}: the model has no attention to plot "
-                             "(model.attention: none)")
-    if not args.text.strip():
-        raise TransduceError("the text to plot is empty")
-    res = model.search([args.text], beam_size=args.beam_size, attention=True)[0][0]
-    plot_attention(res.attention, res.src_tokens, res.tgt_tokens, args.output,
-                   title=res.text[:80], copy=res.copy)
-    print(res.text)
-    log.info("attention plot written to %s", args.output)
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from transduce.demo import run_demo
-
-    return run_demo(minutes=args.minutes, model_dir=args.model_dir)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from transduce.serve.app import serve
-
-    serve(args.model_dir, host=args.host, port=args.port, device=args.device,
-          threads=args.threads, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-          batching=not args.no_batching, max_inputs=args.max_inputs, max_chars=args.max_chars)
-    return 0
-
-
-def cmd_chat(args: argparse.Namespace) -> int:
-    """Read a message per line (a terminal prompt, or piped input), print a reply per line."""
-    model = _load(args)
-    interactive = sys.stdin.isatty()
-    while True:
-        if interactive:
-            sys.stderr.write("> ")
-            sys.stderr.flush()
-        line = sys.stdin.readline()
-        if not line:
-            return 0
-        reply = model.translate([line.strip()], **_decode_options(args))[0] if line.strip() else ""
-        print(reply, flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -248,6 +137,31 @@ def _number(kind: type, low: float | None = None, high: float | None = None,
 
 
 POSITIVE = _number(int, 1)
+COMMANDS: list[tuple[str, str, Callable[[argparse.Namespace], int | None], tuple]] = []
+
+
+def arg(*flags: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """One argument of a command: the parameters of ``ArgumentParser.add_argument``."""
+    return flags, kwargs
+
+
+def command(name: str, help: str, *args: tuple):
+    """Registers the function below as the command ``name`` taking ``args`` (see :func:`arg`)."""
+    def register(func: Callable[[argparse.Namespace], int | None]):
+        COMMANDS.append((name, help, func, args))
+        return func
+    return register
+
+
+DEVICE = arg("--device", default="auto", choices=["auto", "cpu", "cuda"])
+LOAD = (arg("--checkpoint", default="best", choices=["best", "last"]), DEVICE)
+DECODING = (arg("--beam-size", type=POSITIVE), arg("--batch-size", type=POSITIVE),
+            arg("--max-len", type=POSITIVE, help="maximum output tokens"),
+            arg("--sample", action="store_true", help="sample instead of search"),
+            arg("--temperature", type=_number(float, 0, low_open=True)),
+            arg("--top-k", type=_number(int, 0)),
+            arg("--top-p", type=_number(float, 0, 1, low_open=True)),
+            arg("--seed", type=int), *LOAD)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,95 +169,149 @@ def build_parser() -> argparse.ArgumentParser:
                 description="transduce: train, decode and score sequence-to-sequence models")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("config")
-    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override config values, e.g. --set training.lr=3e-4")
-    t.add_argument("--overwrite", action="store_true", help="start afresh, ignoring last/")
-    t.add_argument("--nproc", type=POSITIVE, default=1,
-                   help="data-parallel processes on this machine (runs torchrun; one per GPU "
-                        "on CUDA)")
-    t.set_defaults(func=cmd_train)
-
-    def decoding(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--beam-size", type=POSITIVE, default=None)
-        sp.add_argument("--batch-size", type=POSITIVE, default=None)
-        sp.add_argument("--max-len", type=POSITIVE, default=None, help="maximum output tokens")
-        sp.add_argument("--sample", action="store_true", help="sample instead of search")
-        sp.add_argument("--temperature", type=_number(float, 0, low_open=True), default=None)
-        sp.add_argument("--top-k", type=_number(int, 0), default=None)
-        sp.add_argument("--top-p", type=_number(float, 0, 1, low_open=True), default=None)
-        sp.add_argument("--seed", type=int, default=None)
-        sp.add_argument("--checkpoint", default="best", choices=["best", "last"])
-        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-
-    tr = sub.add_parser("translate", help="decode stdin (or -i FILE), one output line per line")
-    tr.add_argument("model_dir")
-    tr.add_argument("-i", "--input")
-    tr.add_argument("-o", "--output")
-    tr.add_argument("--n-best", type=POSITIVE, default=None)
-    decoding(tr)
-    tr.set_defaults(func=cmd_translate)
-
-    ev = sub.add_parser("evaluate", help="score hypotheses against references")
-    ev.add_argument("--hyp", required=True)
-    ev.add_argument("--ref", required=True)
-    ev.add_argument("--metrics", default="bleu,chrf,rouge")
-    ev.add_argument("--json", action="store_true")
-    ev.set_defaults(func=cmd_evaluate)
-
-    te = sub.add_parser("test", help="translate a test set and score it")
-    te.add_argument("model_dir")
-    te.add_argument("--src", required=True)
-    te.add_argument("--ref", required=True)
-    te.add_argument("-o", "--output", help="also write the translations here")
-    te.add_argument("--metrics", default="bleu,chrf")
-    te.add_argument("--json", action="store_true")
-    decoding(te)
-    te.set_defaults(func=cmd_test)
-
-    de = sub.add_parser("demo", help="train and show a small attention model on generated data")
-    de.add_argument("--minutes", type=_number(float, 0, low_open=True), default=2.0)
-    de.add_argument("--model-dir", default="runs/demo")
-    de.set_defaults(func=cmd_demo)
-
-    pl = sub.add_parser("plot", help="attention heatmap of one input")
-    pl.add_argument("model_dir")
-    pl.add_argument("text")
-    pl.add_argument("-o", "--output", default="attention.png")
-    pl.add_argument("--beam-size", type=POSITIVE, default=None)
-    pl.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    pl.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    pl.set_defaults(func=cmd_plot)
-
-    se = sub.add_parser("serve", help="HTTP API and web page with attention heatmaps")
-    se.add_argument("model_dir")
-    se.add_argument("--host", default="127.0.0.1")
-    se.add_argument("--port", type=int, default=8000)
-    se.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    se.add_argument("--threads", type=POSITIVE, default=None, help="torch threads")
-    se.add_argument("--max-batch-size", type=POSITIVE, default=64,
-                    help="sentences decoded together across concurrent requests")
-    se.add_argument("--max-wait-ms", type=float, default=5.0,
-                    help="how long a request may wait for others to batch with")
-    se.add_argument("--no-batching", action="store_true", help="decode each request alone")
-    se.add_argument("--max-inputs", type=POSITIVE, default=32, help="inputs per request")
-    se.add_argument("--max-chars", type=POSITIVE, default=1000, help="characters per input")
-    se.set_defaults(func=cmd_serve)
-
-    ch = sub.add_parser("chat", help="reply to each input line (interactive or piped)")
-    ch.add_argument("model_dir")
-    decoding(ch)
-    ch.set_defaults(func=cmd_chat)
+    for name, help, func, args in COMMANDS:
+        sp = sub.add_parser(name, help=help)
+        for flags, kwargs in args:
+            sp.add_argument(*flags, **kwargs)
+        sp.set_defaults(func=func)
     return p
+
+
+@command("train", "train a model from a YAML config", arg("config"),
+         arg("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+             help="override config values, e.g. --set training.lr=3e-4"),
+         arg("--overwrite", action="store_true", help="start afresh, ignoring last/"),
+         arg("--nproc", type=POSITIVE, default=1,
+             help="data-parallel processes on this machine (runs torchrun; one per GPU on CUDA)"))
+def cmd_train(args: argparse.Namespace) -> int | None:
+    from transduce.config import load_config
+    from transduce.training.trainer import Trainer, TrainingInterrupted
+
+    config = load_config(args.config, args.set)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
+        from transduce.training.distributed import launch
+
+        return launch(args.nproc, ["train", args.config, *(["--set", *args.set] if args.set
+                                                           else []),
+                                   *(["--overwrite"] if args.overwrite else []),
+                                   *(["--debug"] if getattr(args, "debug", False) else [])])
+    try:
+        Trainer(config, overwrite=args.overwrite).train()
+    except TrainingInterrupted as e:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            print(f"interrupted: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+@command("translate", "decode stdin (or -i FILE), one output line per line", arg("model_dir"),
+         arg("-i", "--input"), arg("-o", "--output"), arg("--n-best", type=POSITIVE), *DECODING)
+def cmd_translate(args: argparse.Namespace) -> int | None:
+    model = _load(args)
+    lines = _read_input(args.input)
+    options = _decode_options(args)
+    n_best = model.config.decoding.override(**options).n_best
+    out = []
+    for res in model.search(lines, **options):
+        if n_best > 1:
+            res = res + [None] * (n_best - len(res))
+            out.extend(f"{r.text}\t{r.score:.4f}" if r else "\t0.0000" for r in res)
+        else:
+            out.append(res[0].text if res else "")
+    _write_output(out, args.output)
+
+
+@command("evaluate", "score hypotheses against references", arg("--hyp", required=True),
+         arg("--ref", required=True), arg("--metrics", default="bleu,chrf,rouge"),
+         arg("--json", action="store_true"))
+def cmd_evaluate(args: argparse.Namespace) -> int | None:
+    from transduce.data.corpus import read_lines
+
+    hyps, refs = read_lines(args.hyp), read_lines(args.ref)
+    if len(hyps) != len(refs):
+        raise TransduceError(f"{args.hyp}: {len(hyps)} lines but {args.ref} has {len(refs)}; "
+                             "hypotheses and references must be line-aligned")
+    _print_scores(hyps, refs, args)
+
+
+@command("test", "translate a test set and score it", arg("model_dir"),
+         arg("--src", required=True), arg("--ref", required=True),
+         arg("-o", "--output", help="also write the translations here"),
+         arg("--metrics", default="bleu,chrf"), arg("--json", action="store_true"), *DECODING)
+def cmd_test(args: argparse.Namespace) -> int | None:
+    from transduce.data.corpus import read_parallel
+
+    src, refs = read_parallel(args.src, args.ref)
+    model = _load(args)
+    hyps = model.translate(src, **_decode_options(args))
+    if args.output:
+        _write_output(hyps, args.output)
+    _print_scores(hyps, refs, args)
+
+
+@command("demo", "train and show a small attention model on generated data",
+         arg("--minutes", type=_number(float, 0, low_open=True), default=2.0),
+         arg("--model-dir", default="runs/demo"))
+def cmd_demo(args: argparse.Namespace) -> int | None:
+    from transduce.demo import run_demo
+
+    return run_demo(minutes=args.minutes, model_dir=args.model_dir)
+
+
+@command("plot", "attention heatmap of one input", arg("model_dir"), arg("text"),
+         arg("-o", "--output", default="attention.png"), arg("--beam-size", type=POSITIVE), *LOAD)
+def cmd_plot(args: argparse.Namespace) -> int | None:
+    model = _load(args)
+    from transduce.plot import plot_attention
+    if model.config.model.attention == "none":
+        raise TransduceError(f"{args.model_dir}: the model has no attention to plot "
+                             "(model.attention: none)")
+    if not args.text.strip():
+        raise TransduceError("the text to plot is empty")
+    res = model.search([args.text], beam_size=args.beam_size, attention=True)[0][0]
+    plot_attention(res.attention, res.src_tokens, res.tgt_tokens, args.output,
+                   title=res.text[:80], copy=res.copy)
+    print(res.text)
+    log.info("attention plot written to %s", args.output)
+
+
+@command("serve", "HTTP API and web page with attention heatmaps", arg("model_dir"),
+         arg("--host", default="127.0.0.1"), arg("--port", type=int, default=8000), DEVICE,
+         arg("--threads", type=POSITIVE, help="torch threads"),
+         arg("--max-batch-size", type=POSITIVE, default=64,
+             help="sentences decoded together across concurrent requests"),
+         arg("--max-wait-ms", type=float, default=5.0,
+             help="how long a request may wait for others to batch with"),
+         arg("--no-batching", action="store_true", help="decode each request alone"),
+         arg("--max-inputs", type=POSITIVE, default=32, help="inputs per request"),
+         arg("--max-chars", type=POSITIVE, default=1000, help="characters per input"))
+def cmd_serve(args: argparse.Namespace) -> int | None:
+    from transduce.serve.app import serve
+
+    serve(args.model_dir, host=args.host, port=args.port, device=args.device,
+          threads=args.threads, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+          batching=not args.no_batching, max_inputs=args.max_inputs, max_chars=args.max_chars)
+
+
+@command("chat", "reply to each input line (interactive or piped)", arg("model_dir"), *DECODING)
+def cmd_chat(args: argparse.Namespace) -> int | None:
+    """Read a message per line (a terminal prompt, or piped input), print a reply per line."""
+    model = _load(args)
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        reply = model.translate([line.strip()], **_decode_options(args))[0] if line.strip() else ""
+        print(reply, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.debug)
     try:
-        return args.func(args)
+        return args.func(args) or 0  # a command that returns nothing succeeded
     except TransduceError as e:
         if args.debug:
             raise
@@ -354,4 +322,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Iterable, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -36,8 +36,9 @@ class DataConfig(_Section):
     min_freq: int = Field(1, ge=1)  # word/char vocabularies
     max_vocab_size: int = Field(50_000, ge=8)
     shared_vocab: bool = False
-    max_src_len: int = Field(100, ge=1)  # tokens; longer training pairs are skipped
-    max_tgt_len: int = Field(100, ge=1)
+    # tokens; longer training sources are cut to max_src_len, pairs with longer targets skipped
+    max_src_len: int = Field(400, ge=1)
+    max_tgt_len: int = Field(200, ge=1)
     skip_bad_pairs: bool = True  # False: an empty or over-long training pair is an error
 
     @model_validator(mode="after")
@@ -160,15 +161,12 @@ class DecodingConfig(_Section):
         given = {k: v for k, v in options.items() if v is not None}
         unknown = sorted(set(given) - set(type(self).model_fields))
         if unknown:
-            guess = difflib.get_close_matches(unknown[0], type(self).model_fields, n=1)
-            hint = f"; did you mean '{guess[0]}'?" if guess else ""
-            raise TransduceError(f"unknown decoding option '{unknown[0]}'{hint}")
+            raise TransduceError(f"unknown decoding option '{unknown[0]}'"
+                                 + _suggest(unknown[0], type(self).model_fields))
         try:
             return type(self).model_validate({**self.model_dump(), **given})
         except ValidationError as e:
-            raise TransduceError("; ".join(
-                (f"decoding option '{'.'.join(map(str, err['loc']))}': " if err["loc"] else "")
-                + err["msg"].removeprefix("Value error, ") for err in e.errors())) from None
+            raise TransduceError(_format_error(e, None, "decoding option")) from None
 
 
 class Config(_Section):
@@ -200,53 +198,49 @@ def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     return keys
 
 
-def _format_error(err: ValidationError, source: str) -> str:
-    """One line per problem: key path, what is wrong, what is allowed."""
-    keys = _known_keys(Config)
-    lines = []
+def _suggest(key: str, known: Iterable[str]) -> str:
+    """The hint for a misspelt key: ``; did you mean 'the.closest'?``, or nothing."""
+    guess = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"; did you mean '{guess[0]}'?" if guess else ""
+
+
+def _format_error(err: ValidationError, source: str | None, what: str = "config key") -> str:
+    """One line per problem: where (``source``: the file, and the input given), the key path, what
+    is wrong, what is allowed. ``source`` None: per-call options, named ``what``."""
+    where, lines = f"{source}: " if source else "", []
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            guess = difflib.get_close_matches(path, keys, n=1, cutoff=0.6)
-            hint = f"; did you mean '{guess[0]}'?" if guess else ""
-            lines.append(f"{source}: unknown config key '{path}'{hint}")
+            lines.append(f"{where}unknown {what} '{path}'{_suggest(path, _known_keys(Config))}")
         else:
             given = e.get("input")
             msg = e["msg"].removeprefix("Value error, ")
-            got = "" if isinstance(given, dict) else f" (got {given!r})"  # a whole section: noise
-            if path:
-                lines.append(f"{source}: config key '{path}': {msg}{got}")
-            else:
-                lines.append(f"{source}: {msg}")
+            # the input given, unless it is a whole section (noise)
+            got = "" if isinstance(given, dict) or not source else f" (got {given!r})"
+            lines.append(f"{where}{what} '{path}': {msg}{got}" if path else where + msg)
     return "; ".join(lines)
 
 
-def _parse_value(text: str) -> Any:
-    """`--set a.b=v`: v is read as YAML, so 3e-4, true, null and [1, 2] mean what they look like."""
+def _parse_set(item: str) -> tuple[str, Any]:
+    """`--set a.b=v` -> ("a.b", v); v is read as YAML, so 3e-4, true, null and [1, 2] mean what
+    they look like."""
+    if "=" not in item:
+        raise TransduceError(f"--set {item!r}: expected KEY=VALUE, e.g. training.lr=3e-4")
+    key, text = (part.strip() for part in item.split("=", 1))
     try:
-        return yaml.safe_load(text) if text != "" else ""
+        return key, yaml.safe_load(text) if text != "" else ""
     except yaml.YAMLError:
-        return text
+        return key, text
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] | None) -> dict:
     """Apply ``{"training.lr": 3e-4}`` or ``["training.lr=3e-4"]`` to a raw config dict."""
-    if not overrides:
-        return raw
     if isinstance(overrides, list):
-        pairs = {}
-        for item in overrides:
-            if "=" not in item:
-                raise TransduceError(f"--set {item!r}: expected KEY=VALUE, e.g. training.lr=3e-4")
-            key, value = item.split("=", 1)
-            pairs[key.strip()] = _parse_value(value.strip())
-        overrides = pairs
-    known = set(_known_keys(Config))
-    for key, value in overrides.items():
+        overrides = dict(map(_parse_set, overrides))
+    known = _known_keys(Config)
+    for key, value in (overrides or {}).items():
         if key not in known:
-            guess = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
-            hint = f"; did you mean '{guess[0]}'?" if guess else ""
-            raise TransduceError(f"--set: unknown config key '{key}'{hint}")
+            raise TransduceError(f"--set: unknown config key '{key}'{_suggest(key, known)}")
         node = raw
         parts = key.split(".")
         for part in parts[:-1]:

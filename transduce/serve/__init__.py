@@ -1,8 +1,8 @@
 """HTTP serving (``transduce serve``), on the optional FastAPI, uvicorn and prometheus_client
 (``pip install transduce[serve]``); nothing else in the package imports it.
 
-``app``: :class:`Limits`, :func:`create_app` (the routes and their JSON answers) and
-:func:`serve` (uvicorn) -- ``requests``: the ``POST /translate`` body, its checks and its decoding
+``app``: :func:`create_app` (the routes and their JSON answers) and :func:`serve` (uvicorn) --
+``requests``: :class:`Limits`, the ``POST /translate`` body, its checks and its decoding
 settings, and the error JSON -- ``batcher``: the worker thread that decodes queued requests,
 merging equal settings -- ``metrics``: the Prometheus metrics and the middleware that records them.
 """

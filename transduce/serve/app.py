@@ -29,7 +29,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 from transduce.serve.batcher import Batcher, Overloaded
 from transduce.serve.metrics import MeasureMiddleware, Metrics
-from transduce.serve.requests import (EXCEPTION_HANDLERS, ApiError, SafeJSONResponse,
+from transduce.serve.requests import (EXCEPTION_HANDLERS, ApiError, Limits, SafeJSONResponse,
                                       TranslateRequest, parse_request, read_body, resolve_options)
 
 log = logging.getLogger("transduce.serve")
@@ -42,20 +42,6 @@ PAGE_HEADERS = {  # the page may load nothing from anywhere but this server
     "Cache-Control": "no-cache",
 }
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the format generate_latest writes
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one request may ask for, and how the worker batches."""
-    max_inputs: int = 32  # inputs per request
-    max_chars: int = 1000  # characters per input
-    max_body_bytes: int = 1_000_000
-    max_beam_size: int = 16
-    max_len: int = 256  # output tokens per input (also caps the config's a * src_len + b)
-    max_batch_size: int = 64  # sentences per decoder batch
-    max_wait_ms: float = 5.0  # how long the oldest request waits for others to join its batch
-    max_queue: int = 1024  # sentences waiting; more answers 503
-    batching: bool = True  # False: each request is decoded alone, one after another
 
 
 def create_app(translator, *, model_name: str | None = None, **limits) -> FastAPI:
@@ -118,10 +104,8 @@ def create_app(translator, *, model_name: str | None = None, **limits) -> FastAP
         "content": {"application/json": {"schema": TranslateRequest.model_json_schema()}}}})
     async def translate(request: Request, attention: bool = False):
         with batcher.request():
-            req = parse_request(await read_body(request, limits.max_body_bytes),
-                                max_inputs=limits.max_inputs, max_chars=limits.max_chars)
-            options = resolve_options(req, decoding, max_beam_size=limits.max_beam_size,
-                                      max_len=limits.max_len)
+            req = parse_request(await read_body(request, limits.max_body_bytes), limits)
+            options = resolve_options(req, decoding, limits)
             try:
                 future = batcher.submit(req.text, options, attention)
             except Overloaded:

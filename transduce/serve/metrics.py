@@ -7,7 +7,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from transduce.serve.requests import error_response
+from transduce.serve.requests import ApiError
 
 log = logging.getLogger("transduce.serve")
 
@@ -73,7 +73,7 @@ class MeasureMiddleware:
         except Exception:  # a bug: log it, and still answer JSON if nothing was sent yet
             log.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
-                await error_response(500, "internal_error", "internal server error")(
+                await ApiError(500, "internal_error", "internal server error").response()(
                     scope, receive, send_and_watch)
         finally:
             endpoint = getattr(scope.get("route"), "path", "other")

@@ -3,6 +3,7 @@
 ``{"error": kind, "message": text, "details": [{"loc": [...], "msg": ...}]}``."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, Optional, Sequence
 
@@ -16,6 +17,20 @@ from transduce.config import DecodingConfig
 from transduce.errors import TransduceError
 
 SAMPLING_ONLY = ("temperature", "top_k", "top_p", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may ask for, and how the worker batches."""
+    max_inputs: int = 32  # inputs per request
+    max_chars: int = 1000  # characters per input
+    max_body_bytes: int = 1_000_000
+    max_beam_size: int = 16
+    max_len: int = 256  # output tokens per input (also caps the config's a * src_len + b)
+    max_batch_size: int = 64  # sentences per decoder batch
+    max_wait_ms: float = 5.0  # how long the oldest request waits for others to join its batch
+    max_queue: int = 1024  # sentences waiting; more answers 503
+    batching: bool = True  # False: each request is decoded alone, one after another
 
 
 class TranslateRequest(BaseModel):
@@ -37,14 +52,15 @@ class TranslateRequest(BaseModel):
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The body, refused (413) from its Content-Length or as soon as it grows over ``max_bytes``."""
+    too_large = ApiError(413, "too_large", f"request body over {max_bytes} bytes")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_bytes:
-        raise ApiError(413, "too_large", f"request body over {max_bytes} bytes")
+        raise too_large
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_bytes:
-            raise ApiError(413, "too_large", f"request body over {max_bytes} bytes")
+            raise too_large
     return bytes(body)
 
 
@@ -52,7 +68,7 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_request(body: bytes, *, max_inputs: int, max_chars: int) -> TranslateRequest:
+def parse_request(body: bytes, limits: Limits) -> TranslateRequest:
     """Body bytes -> a validated request, or an ApiError with status 400, 413 or 422."""
     try:
         data = json.loads(body, parse_constant=_reject_constant)
@@ -66,13 +82,13 @@ def parse_request(body: bytes, *, max_inputs: int, max_chars: int) -> TranslateR
     except ValidationError as e:
         raise ApiError(422, "validation_error", "invalid request",
                        validation_details(e.errors())) from None
-    if len(req.text) > max_inputs:
+    if len(req.text) > limits.max_inputs:
         raise ApiError(413, "too_many_inputs",
-                       f"{len(req.text)} inputs; at most {max_inputs} per request")
+                       f"{len(req.text)} inputs; at most {limits.max_inputs} per request")
     for i, t in enumerate(req.text):
-        if len(t) > max_chars:
+        if len(t) > limits.max_chars:
             raise ApiError(413, "input_too_long",
-                           f"text[{i}] has {len(t)} characters; at most {max_chars}",
+                           f"text[{i}] has {len(t)} characters; at most {limits.max_chars}",
                            [{"loc": ["text", i], "msg": "too long"}])
         try:
             t.encode("utf-8")
@@ -82,16 +98,16 @@ def parse_request(body: bytes, *, max_inputs: int, max_chars: int) -> TranslateR
     return req
 
 
-def resolve_options(req: TranslateRequest, decoding: DecodingConfig, *, max_beam_size: int,
-                    max_len: int) -> dict[str, Any]:
+def resolve_options(req: TranslateRequest, decoding: DecodingConfig,
+                    limits: Limits) -> dict[str, Any]:
     """Every Translator.search setting: the request's, else ``decoding``'s (checked by
-    :meth:`DecodingConfig.override`), within the server's ``max_beam_size`` and ``max_len`` (also
-    the cap on the default length). Settings only sampling reads keep the config's values when not
+    :meth:`DecodingConfig.override`), within ``limits.max_beam_size`` and ``max_len`` (also the
+    cap on the default length). Settings only sampling reads keep the config's values when not
     sampling, so requests that decode alike have equal options and batch together."""
-    if req.max_len is not None and req.max_len > max_len:
-        raise _over_limit("max_len", req.max_len, max_len)
+    if req.max_len is not None and req.max_len > limits.max_len:
+        raise _over_limit("max_len", req.max_len, limits.max_len)
     asked = req.model_dump(exclude={"text"})
-    asked["max_len"] = req.max_len or max_len
+    asked["max_len"] = req.max_len or limits.max_len
     if not (decoding.sampling if req.sampling is None else req.sampling):
         asked.update(dict.fromkeys(SAMPLING_ONLY))  # None: keep the config's value
     try:
@@ -100,24 +116,14 @@ def resolve_options(req: TranslateRequest, decoding: DecodingConfig, *, max_beam
         # the check of n_best against the beam size (or against sampling: n_best must be 1)
         raise ApiError(422, "validation_error", str(e),
                        [{"loc": ["n_best"], "msg": "too large"}]) from None
-    if options.beam_size > max_beam_size:
-        raise _over_limit("beam_size", options.beam_size, max_beam_size)
+    if options.beam_size > limits.max_beam_size:
+        raise _over_limit("beam_size", options.beam_size, limits.max_beam_size)
     return options.model_dump()
 
 
 def _over_limit(field: str, value: int, limit: int) -> ApiError:
     return ApiError(422, "validation_error", f"{field} {value} is over the limit ({limit})",
                     [{"loc": [field], "msg": "too large"}])
-
-
-class ApiError(Exception):
-    """An error answered to the client; raise it anywhere while handling a request."""
-
-    def __init__(self, status: int, kind: str, message: str, details: list | None = None,
-                 headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.kind, self.message = status, kind, message
-        self.details, self.headers = details or [], headers
 
 
 class SafeJSONResponse(JSONResponse):
@@ -132,13 +138,21 @@ class SafeJSONResponse(JSONResponse):
             return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
-def error_response(status: int, kind: str, message: str, details: list | None = None,
-                   headers: dict | None = None) -> SafeJSONResponse:
-    """The error every endpoint answers (``kind`` also in ``X-Transduce-Error``, which the
-    metrics middleware reads)."""
-    headers = {**(headers or {}), "X-Transduce-Error": kind}
-    return SafeJSONResponse({"error": kind, "message": message, "details": details or []},
-                            status_code=status, headers=headers)
+class ApiError(Exception):
+    """An error answered to the client; raise it anywhere while handling a request."""
+
+    def __init__(self, status: int, kind: str, message: str, details: list | None = None,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+        self.details, self.headers = details or [], headers
+
+    def response(self) -> SafeJSONResponse:
+        """The error every endpoint answers (``kind`` also in ``X-Transduce-Error``, which the
+        metrics middleware reads)."""
+        return SafeJSONResponse({"error": self.kind, "message": self.message,
+                                 "details": self.details}, status_code=self.status,
+                                headers={**(self.headers or {}), "X-Transduce-Error": self.kind})
 
 
 def validation_details(errors: Sequence[dict]) -> list[dict]:
@@ -154,7 +168,7 @@ async def _error_json(request: Request, e: Exception) -> SafeJSONResponse:
     elif isinstance(e, HTTPException):
         kind = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
         e = ApiError(e.status_code, kind, str(e.detail), headers=e.headers)
-    return error_response(e.status, e.kind, e.message, e.details, e.headers)
+    return e.response()
 
 
 # the app's exception handlers: errors are always JSON, and 4xx for anything a client can send
