@@ -48,15 +48,16 @@ def test_missing_file(tmp_path):
         read_parallel(tmp_path / "nope.src", tmp_path / "nope.tgt")
 
 
-def test_filter_skips_empty_and_long_pairs_and_counts(caplog):
-    src = [["a"], [], ["a"] * 9, ["b"]]
-    tgt = [["x"], ["y"], ["z"], []]
+def test_filter_skips_empty_pairs_and_long_targets_and_keeps_long_sources(caplog):
+    src = [["a"], [], ["a"] * 9, ["b"], ["c"]]
+    tgt = [["x"], ["y"], ["z"], [], ["z"] * 6]
     keep, stats = filter_pairs(src, tgt, 5, 5, "train.src")
-    assert keep == [0] and stats.empty == 2 and stats.too_long == 1
+    assert keep == [0, 2] and stats.empty == 2 and stats.too_long == 1
+    assert stats.truncated == 1  # the 9-token source, kept: the caller cuts it
     with pytest.raises(TransduceError, match="train.src:2"):
         filter_pairs(src, tgt, 5, 5, "train.src", skip=False)
     with pytest.raises(TransduceError, match="all 2 training pairs were filtered"):
-        filter_pairs([[], ["a"] * 9], [["x"], ["y"]], 5, 5, "train.src")
+        filter_pairs([[], ["a"]], [["x"], ["y"] * 9], 5, 5, "train.src")
 
 
 def test_batches_cover_each_example_once_and_are_deterministic():

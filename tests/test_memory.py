@@ -127,14 +127,16 @@ def test_peak_memory_with_long_lines_stays_near_short_lines(reverse_data, tmp_pa
     assert res["mixed"]["largest_batch"] > res["mixed-old-cost-model"]["largest_batch"] / 2
 
 
-def test_default_settings_filter_over_long_lines_with_a_warning(tmp_path, caplog):
-    """With the default data.max_src_len/max_tgt_len (100), 1,000-token lines are skipped (and
-    counted, naming the first), so default batches of 64 sentences stay small."""
+def test_default_settings_cut_long_sources_and_skip_long_targets_with_a_warning(tmp_path,
+                                                                                caplog):
+    """With the default data.max_src_len (400) a 1,000-token source is cut to 400 tokens and
+    kept; with the default max_tgt_len (200) a pair with a 1,000-token target is skipped. Both
+    are counted with their share of the data, a warning past 1 %."""
     from transduce.training.trainer import Trainer
 
     rng = random.Random(1)
     pairs = _pairs(30, SHORT, rng)
-    pairs[7] = _pairs(1, 1000, rng)[0]
+    pairs[7] = (_pairs(1, 1000, rng)[0][0], pairs[7][1])
     pairs[20] = _pairs(1, 1000, rng)[0]
     train = _write(tmp_path / "data" / "train", pairs)
     cfg = load_config({"model_dir": str(tmp_path / "model"), "data": {"train": train},
@@ -142,9 +144,22 @@ def test_default_settings_filter_over_long_lines_with_a_warning(tmp_path, caplog
     with caplog.at_level(logging.WARNING, logger="transduce"):
         trainer = Trainer(cfg)
     trainer._close_log()
-    assert len(trainer.data.src) == 28 and max(trainer.data.src_lens) == SHORT
-    assert "skipped 2 of 30 training pairs (0 empty, 2 over the length limits; first at " \
-        f"{train}.src:8)" in caplog.text
+    assert len(trainer.data.src) == 29 and max(trainer.data.src_lens) == 400
+    assert max(trainer.data.tgt_lens) == SHORT
+    assert ("of 30 training pairs, 1 sources were cut to data.max_src_len=400 tokens and 1 pairs "
+            f"skipped (0 empty, 1 with targets over data.max_tgt_len=200; first at {train}.src:21)"
+            ": 6.7 % of the data") in caplog.text
+
+
+def test_under_one_percent_is_an_info_line_not_a_warning(tmp_path, caplog):
+    from transduce.data.corpus import filter_pairs
+
+    src = [["w"] * (500 if i == 0 else 5) for i in range(200)]
+    with caplog.at_level(logging.INFO, logger="transduce"):
+        keep, stats = filter_pairs(src, [["w"]] * 200, 400, 200, "t.src")
+    assert len(keep) == 200 and stats.truncated == 1 and stats.skipped == 0
+    (record,) = [r for r in caplog.records if "sources were cut" in r.getMessage()]
+    assert record.levelno == logging.INFO and "0.5 % of the data" in record.getMessage()
 
 
 def test_lean_loss_equals_cross_entropy_and_its_gradient():

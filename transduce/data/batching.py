@@ -88,14 +88,14 @@ class Pairs:
     @classmethod
     def from_text(cls, src_lines: list[str], tgt_lines: list[str], src: Codec, tgt: Codec,
                   cfg: DataConfig, src_path: Path, copy: bool = False) -> "Pairs":
-        """Tokenized, filtered (empty and over-long pairs, see ``corpus.filter_pairs``) and
-        encoded training pairs."""
+        """Tokenized, filtered (empty pairs and over-long targets, see ``corpus.filter_pairs``),
+        sources cut to ``data.max_src_len``, encoded training pairs."""
         src_tok = [src.tokenize(s) for s in src_lines]
         tgt_tok = [tgt.tokenize(s) for s in tgt_lines]
         keep, _ = filter_pairs(src_tok, tgt_tok, cfg.max_src_len, cfg.max_tgt_len, src_path,
                                cfg.skip_bad_pairs)
-        pairs = cls(*encode_pairs([src_tok[i] for i in keep], [tgt_tok[i] for i in keep],
-                                  src.vocab, tgt.vocab, copy)[:3])
+        pairs = cls(*encode_pairs([src_tok[i][:cfg.max_src_len] for i in keep],
+                                  [tgt_tok[i] for i in keep], src.vocab, tgt.vocab, copy)[:3])
         log.info("training data: %d pairs from %s (mean %.1f source / %.1f target tokens)",
                  len(keep), src_path, pairs.src_lens.mean(), pairs.tgt_lens.mean())
         return pairs

@@ -114,7 +114,8 @@ def read_corpora(cfg: DataConfig) -> tuple[tuple[list[str], list[str]], Path,
 class FilterStats:
     kept: int = 0
     empty: int = 0
-    too_long: int = 0
+    too_long: int = 0  # targets over data.max_tgt_len: skipped
+    truncated: int = 0  # sources over data.max_src_len: kept, cut to the limit
     first_bad: str = ""  # "file:line" of the first skipped pair, for the warning
 
     @property
@@ -124,7 +125,10 @@ class FilterStats:
 
 def filter_pairs(src: list[list[str]], tgt: list[list[str]], max_src_len: int, max_tgt_len: int,
                  src_path: str | Path, skip: bool = True) -> tuple[list[int], FilterStats]:
-    """Indices of usable training pairs; empty and over-long pairs are skipped and counted."""
+    """Indices of usable training pairs. Empty pairs and pairs whose target is over
+    ``max_tgt_len`` are skipped; sources over ``max_src_len`` are kept (the caller cuts them to
+    the limit: the start of a long document still teaches its summary). Both are counted and
+    logged with their share of the data, as a warning past 1 %."""
     stats = FilterStats()
     keep = []
     for i, (s, t) in enumerate(zip(src, tgt)):
@@ -132,26 +136,30 @@ def filter_pairs(src: list[list[str]], tgt: list[list[str]], max_src_len: int, m
         if not s or not t:
             stats.empty += 1
             problem = "empty source or target"
-        elif len(s) > max_src_len or len(t) > max_tgt_len:
+        elif len(t) > max_tgt_len:
             stats.too_long += 1
-            problem = (f"{len(s)} source / {len(t)} target tokens, over data.max_src_len="
-                       f"{max_src_len} / data.max_tgt_len={max_tgt_len}")
+            problem = f"{len(t)} target tokens, over data.max_tgt_len={max_tgt_len}"
         if problem:
             if not skip:
                 raise TransduceError(f"{src_path}:{i + 1}: {problem}; fix the line or set "
                                      "data.skip_bad_pairs: true")
             stats.first_bad = stats.first_bad or f"{src_path}:{i + 1}"
             continue
+        stats.truncated += len(s) > max_src_len
         keep.append(i)
     stats.kept = len(keep)
-    if stats.skipped:
-        log.warning("skipped %d of %d training pairs (%d empty, %d over the length limits; "
-                    "first at %s)", stats.skipped, len(src), stats.empty, stats.too_long,
-                    stats.first_bad)
     if not keep:
-        fix = ("raise data.max_src_len / data.max_tgt_len" if stats.too_long else
+        fix = ("raise data.max_tgt_len" if stats.too_long else
                "the lines are empty: check the files")
         raise TransduceError(
             f"{src_path}: all {len(src)} training pairs were filtered out ({stats.empty} empty, "
             f"{stats.too_long} too long, first at {stats.first_bad or src_path}); {fix}")
+    share = 100.0 * (stats.skipped + stats.truncated) / len(src)
+    if stats.skipped or stats.truncated:
+        log.log(logging.WARNING if share > 1.0 else logging.INFO,
+                "of %d training pairs, %d sources were cut to data.max_src_len=%d tokens and "
+                "%d pairs skipped (%d empty, %d with targets over data.max_tgt_len=%d; first at "
+                "%s): %.1f %% of the data", len(src), stats.truncated, max_src_len,
+                stats.skipped, stats.empty, stats.too_long, max_tgt_len,
+                stats.first_bad or "-", share)
     return keep, stats

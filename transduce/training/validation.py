@@ -31,22 +31,22 @@ class DevSet:
 
     @cached_property
     def batches(self) -> list[Batch]:
-        """The loss batches. They keep to the training memory budget; pairs over
-        data.max_src_len/max_tgt_len are left out, as they are from training (they are still
-        translated and scored)."""
+        """The loss batches. They keep to the training memory budget; as in training, sources
+        are cut to data.max_src_len and pairs with targets over data.max_tgt_len are left out
+        (all pairs are still translated and scored)."""
         (s_codec, t_codec), t, d = self.codecs, self.cfg.training, self.cfg.data
         src, tgt, ext, _ = encode_pairs([s_codec.tokenize(s) for s in self.src],
                                         [t_codec.tokenize(s) for s in self.ref],
                                         s_codec.vocab, t_codec.vocab, self.cfg.model.copy)
-        keep = [i for i in range(len(src)) if src[i]
-                and len(src[i]) <= d.max_src_len and len(tgt[i]) <= d.max_tgt_len]
+        keep = [i for i in range(len(src)) if src[i] and len(tgt[i]) <= d.max_tgt_len]
         if len(keep) < len(src):
-            log.info("dev loss leaves out %d of %d dev pairs (empty, or over data.max_src_len / "
-                     "max_tgt_len)", len(src) - len(keep), len(src))
+            log.info("dev loss leaves out %d of %d dev pairs (empty, or targets over "
+                     "data.max_tgt_len)", len(src) - len(keep), len(src))
         budget = t.batch_tokens or t.batch_size * batch_cost(1, d.max_src_len, d.max_tgt_len + 1,
                                                              self.att_cost)
-        pairs = Pairs(*([seqs[i] for i in keep] for seqs in (src, tgt)),
-                      [ext[i] for i in keep] if ext is not None else None)
+        cut = d.max_src_len
+        pairs = Pairs([src[i][:cut] for i in keep], [tgt[i] for i in keep],
+                      [ext[i][:cut] for i in keep] if ext is not None else None)
         return [pairs.batch(idx) for idx in batch_indices(
             pairs.src_lens, pairs.tgt_lens, batch_tokens=int(budget), att_cost=self.att_cost,
             max_sentences=self.cfg.decoding.batch_size, shuffle=False)]
