@@ -173,9 +173,9 @@ CASES = [
          ["t.src", "the file is empty", "needs at least one pair"]),
     Case("all-pairs-filtered-by-length",
          lambda c: ["train", c.config(data={"train": c.corpus("t", TINY_PAIRS, TINY_PAIRS),
-                                            "max_src_len": 3})],
+                                            "max_tgt_len": 3})],
          ["t.src", "all 3 training pairs were filtered out", "first at", "t.src:1",
-          "raise data.max_src_len"]),
+          "raise data.max_tgt_len"]),
     Case("all-pairs-empty",
          lambda c: ["train", c.config(data={"train": c.corpus("t", "\n \n", "x\ny\n")})],
          ["t.src", "all 2 training pairs were filtered out", "t.src:1",
@@ -412,7 +412,7 @@ def test_an_input_line_far_over_the_maximum_is_truncated_with_a_warning(trained,
     data.max_src_len) are cut to that length with one warning naming the line; every input
     still gets exactly one output line."""
     model_dir, cfg = trained
-    limit = 4 * 100
+    limit = 4 * 400
     huge = " ".join(f"w{i % 10}" for i in range(limit * 25))  # 10,000 tokens
     (tmp_path / "in.txt").write_text(f"w1 w2\n{huge}\n\nw3\n")
     assert main(["translate", str(model_dir), "-i", str(tmp_path / "in.txt"), "-o",
