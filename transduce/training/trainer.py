@@ -352,7 +352,7 @@ class Trainer:
         log.info("validation at step %d: dev loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s "
                  "(%.1fs) | e.g. %r -> %r", st.step, scores["loss"], scores["ppl"],
                  scores["bleu"], scores["chrf"], " | new best" if better else "",
-                 time.perf_counter() - tic, self.dev.src[0][:60], hyps[0][:60])
+                 time.perf_counter() - tic, self.dev.src[self.dev.sample[0]][:60], hyps[0][:60])
         self.run_log.record({"event": "valid", "step": st.step, "epoch": st.epoch + 1,
                              "dev_loss": scores["loss"], "dev_ppl": scores["ppl"],
                              "bleu": scores["bleu"], "chrf": scores["chrf"], "best": better})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from contextlib import nullcontext
 from functools import cached_property
 from typing import Callable
@@ -21,8 +22,9 @@ log = logging.getLogger("transduce")
 
 
 class DevSet:
-    """The dev set: greedy translations scored with BLEU and chrF, and the loss (no smoothing)
-    over batches that are built once (the dev set does not change between validations)."""
+    """The dev set: the loss (no smoothing) over batches that are built once (the dev set does
+    not change between validations), and greedy translations of a fixed sample scored with BLEU
+    and chrF."""
 
     def __init__(self, src: list[str], ref: list[str], src_codec: Codec, tgt_codec: Codec,
                  config: Config, att_cost: float):
@@ -66,14 +68,24 @@ class DevSet:
             n += b.n_tgt_tokens
         return total, n
 
+    @cached_property
+    def sample(self) -> list[int]:
+        """The dev pairs decoded at each validation: ``training.dev_sample`` of them, the same
+        every time (seeded), in file order; all when the dev set is not larger."""
+        n, k = len(self.src), self.cfg.training.dev_sample
+        if k is None or k >= n:
+            return list(range(n))
+        return sorted(random.Random(0).sample(range(n), k))
+
     def score(self, model: Seq2Seq, device: torch.device, autocast: Callable = nullcontext
               ) -> tuple[dict[str, float], Translator, list[str]]:
-        """``{"bleu", "chrf", "loss", "ppl"}``, the translator used, its greedy outputs."""
+        """``{"bleu", "chrf", "loss", "ppl"}`` (the loss over the whole dev set, BLEU and chrF
+        over :attr:`sample`), the translator used, its greedy outputs of the sample."""
         loss, n = self.loss(model, device, autocast)
         translator = Translator(model, *self.codecs, self.cfg, device)
         with autocast():
-            hyps = translator.translate(self.src, beam_size=1)
-        scores = evaluate(hyps, self.ref, ["bleu", "chrf"])
+            hyps = translator.translate([self.src[i] for i in self.sample], beam_size=1)
+        scores = evaluate(hyps, [self.ref[i] for i in self.sample], ["bleu", "chrf"])
         scores.pop("signature")
         scores.update(loss=loss / max(1, n), ppl=perplexity(loss, n))
         return scores, translator, hyps
