@@ -176,8 +176,13 @@ def train_process(cmd: list, out: Path, cwd: Path, env: dict | None = None,
 
 # ----------------------------------------------------------------------------- reading a run
 
-SKIPPED_RE = re.compile(r"skipped (\d+) of (\d+) training pairs[^\n]*")
-TRUNCATED_RE = re.compile(r"truncated (\d+)(?: of (\d+))?[^\n]*")
+# The length-limit messages of train.log, old and new wordings ("skipped 14811 of 58880 training
+# pairs (...)"; "of 27807 training pairs, 2294 sources were cut to data.max_src_len=400 tokens and
+# 0 pairs skipped (...)"): matched loosely, and every such line is kept verbatim in the JSON.
+SKIPPED_RE = re.compile(r"skipped (\d[\d,]*) of \d[\d,]* training pairs|(\d[\d,]*) pairs? (?:were )?skipped")
+TRUNCATED_RE = re.compile(r"(\d[\d,]*) (?:\w+ )?(?:were|was) (?:cut|truncated)|truncated (\d[\d,]*)")
+LENGTH_LINE_RE = re.compile(r"^.*(?:skipped \d|pairs? (?:were )?skipped|were cut|truncat).*$",
+                            re.MULTILINE)
 FINISHED_RE = re.compile(r"training finished after (\d+) updates \(([^)]*)\)")
 
 
@@ -195,8 +200,11 @@ def read_transduce_run(model_dir: Path) -> dict:
     meta = lambda name: (json.loads((model_dir / name / "meta.json").read_text())  # noqa: E731
                          if (model_dir / name / "meta.json").exists() else {})
     best, last = meta("best"), meta("last")
-    skipped = SKIPPED_RE.search(text)
-    truncated = TRUNCATED_RE.findall(text)
+    lines = [ln.strip() for ln in LENGTH_LINE_RE.findall(text)
+             if "dev loss leaves out" not in ln and "update skipped" not in ln]
+    number = lambda m: int((m[1] or m[2]).replace(",", ""))  # noqa: E731
+    skipped = [number(m) for ln in lines[:1] for m in SKIPPED_RE.finditer(ln)]
+    truncated = [number(m) for ln in lines[:1] for m in TRUNCATED_RE.finditer(ln)]
     finished = FINISHED_RE.search(text)
     counted = {k: v for e in events for k, v in e.items()
                if re.search("skip|truncat", k) and k != "skipped_nonfinite"}
@@ -205,11 +213,8 @@ def read_transduce_run(model_dir: Path) -> dict:
         "updates": last.get("step") or max((e.get("step", 0) for e in events), default=0),
         "epochs": max((e.get("epoch", 0) for e in events), default=0),
         "tok_s": steady(rates), "tok_s_intervals": len(rates),
-        "skipped": int(skipped[1]) if skipped else 0,
-        "train_pairs": int(skipped[2]) if skipped else None,
-        "truncated": sum(int(n) for n, _ in truncated) if truncated else 0,
-        "length_log": [m.group(0) for m in SKIPPED_RE.finditer(text)]
-                      + [m.group(0) for m in TRUNCATED_RE.finditer(text)][:5],
+        "skipped": sum(skipped), "truncated": sum(truncated),
+        "length_log": lines[:5],
         "length_events": counted,
         "chosen_step": best.get("step"), "chosen_scores": best.get("scores"),
         "last_step": last.get("step"),
@@ -266,7 +271,8 @@ class TransduceSystem:
         wall, peak = train_process(
             [self.python, "-m", "transduce", "train", cfg_path, "--overwrite"],
             run_dir / "train.out", run_dir, env=self.env, limit_s=minutes * 60 + 1800)
-        train = read_transduce_run(model_dir)
+        train = {**read_transduce_run(model_dir),
+                 "train_pairs": len(read_lines(corpus.path("train", "src")))}
         src, refs = test_split(corpus, quick)
         inp, hyp = run_dir / "test.src", run_dir / "test.hyp"
         inp.write_text("".join(s + "\n" for s in src), encoding="utf-8")
@@ -491,11 +497,12 @@ def table(results: list[dict], minutes: float | None = None) -> str:
                                 + [""] * (len(head) - 3))
                     continue
                 t = r["train"]
-                pct = (f" ({100 * t['skipped'] / t['train_pairs']:.1f}%)"
-                       if t.get("train_pairs") and t["skipped"] else "")
+                pct = lambda n: (f" ({100 * n / t['train_pairs']:.1f}%)"  # noqa: E731
+                                 if t.get("train_pairs") and n else "")
                 rows.append([c, s, f"{t['updates']:,}",
                              "-" if t.get("tok_s") is None else f"{t['tok_s']:,.0f}",
-                             f"{t['skipped']:,}{pct}", f"{t.get('truncated', 0):,}",
+                             f"{t['skipped']:,}{pct(t['skipped'])}",
+                             f"{t.get('truncated', 0):,}{pct(t.get('truncated', 0))}",
                              f"{t.get('chosen_step')} / {t.get('last_step', t['updates'])}",
                              f"{t['train_wall_s']:.0f}", f"{r['decode']['wall_s']:.0f}",
                              str(r.get("commit") or "-")])
@@ -516,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpora", help=f"comma-separated subset of {','.join(SUITE)}")
     ap.add_argument("--table", action="store_true", help="print the table of stored results only")
     ap.add_argument("--force", action="store_true", help="redo results that are stored")
+    ap.add_argument("--reread", action="store_true",
+                    help="re-read the training figures of stored new/old results from their run "
+                         "folders (after a log message changed); trains nothing")
     ap.add_argument("--threads", type=int, help="OMP/MKL threads for every process "
                                                 "(default: torch's choice)")
     ap.add_argument("--cache", type=Path, default=Path("~/.cache/transduce-bench"),
@@ -542,6 +552,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         system = TransduceSystem(args.system, args.tree or REPO, args.python, cache)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.reread:
+        for name in names:
+            path = args.out / result_path(system.name, name, minutes, args.quick).name
+            model_dir = getattr(system, "run_dir")(SUITE[name], minutes) / "model"
+            if system.name == "fairseq" or not path.exists() or not model_dir.is_dir():
+                continue
+            record = json.loads(path.read_text())
+            if "error" not in record:
+                record["train"].update(read_transduce_run(model_dir), train_pairs=len(
+                    read_lines(SUITE[name].path("train", "src"))))
+                path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+                log(f"{system.name}/{name}: re-read {shown(model_dir)}")
+        print(table(load_results(args.out), minutes))
+        return 0
     failed = 0
     for name in names:
         corpus = SUITE[name]
