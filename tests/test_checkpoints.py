@@ -1,5 +1,9 @@
 """Checkpoints: atomic writes (a failure at any point keeps the previous one loadable), a clear
-error on a full disk, safe loading (no pickle ever runs), versioned metadata."""
+error on a full disk, safe loading (no pickle ever runs), versioned metadata.
+
+Every file of a checkpoint is written from bytes in memory by ``model_dir._write``, so the
+failures are injected there (a file half written, then the process dies) and into ``torch.save``
+(which serializes the trainer state)."""
 from __future__ import annotations
 
 import errno
@@ -12,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from safetensors import SafetensorError
 
 from transduce import model_dir as ckpt
 from conftest import tiny_config
@@ -56,32 +59,24 @@ class Boom(RuntimeError):
     pass
 
 
-def _fail_save_weights(monkeypatch):
-    real = ckpt.save_file
+def _fail_write(name):
+    def patch(monkeypatch):
+        real = ckpt._write
 
-    def half_written(tensors, filename, *a, **k):  # writes a partial file, then dies
-        real(tensors, filename, *a, **k)
-        with open(filename, "r+b") as f:
-            f.truncate(100)
-        raise Boom("killed while writing the weights")
-    monkeypatch.setattr(ckpt, "save_file", half_written)
+        def half_written(path, data):  # writes half the file, then dies
+            if path.name != name:
+                return real(path, data)
+            real(path, data[:len(data) // 2])
+            raise Boom(f"killed while writing {name}")
+        monkeypatch.setattr(ckpt, "_write", half_written)
+    return patch
 
 
 def _fail_torch_save(monkeypatch):
     def partial(obj, f, *a, **k):
-        Path(f).write_bytes(b"PK\x03\x04 partial")
-        raise Boom("killed while writing the trainer state")
+        f.write(b"PK\x03\x04 partial")
+        raise Boom("killed while serializing the trainer state")
     monkeypatch.setattr(ckpt.torch, "save", partial)
-
-
-def _fail_meta(monkeypatch):
-    real = Path.write_text
-
-    def write_text(self, *a, **k):
-        if self.name == "meta.json":
-            raise Boom("killed while writing meta.json")
-        return real(self, *a, **k)
-    monkeypatch.setattr(Path, "write_text", write_text)
 
 
 def _fail_rename(n):
@@ -107,10 +102,11 @@ def _fail_cleanup(monkeypatch):
     monkeypatch.setattr(ckpt.shutil, "rmtree", rmtree)
 
 
-@pytest.mark.parametrize("inject", [_fail_save_weights, _fail_torch_save, _fail_meta,
+@pytest.mark.parametrize("inject", [_fail_write("model.safetensors"), _fail_torch_save,
+                                    _fail_write("trainer_state.pt"), _fail_write("meta.json"),
                                     _fail_rename(1), _fail_rename(2), _fail_cleanup],
-                         ids=["weights", "trainer_state", "meta", "rename-last-to-old",
-                              "rename-tmp-to-last", "remove-old"])
+                         ids=["weights", "torch.save", "trainer_state", "meta",
+                              "rename-last-to-old", "rename-tmp-to-last", "remove-old"])
 def test_failure_anywhere_in_a_save_keeps_a_loadable_checkpoint(tmp_path, monkeypatch, inject):
     old, new = _model(1), _model(2)
     save_checkpoint(tmp_path / "last", old, {"step": 1}, STATE)
@@ -148,7 +144,9 @@ def test_a_kill_between_the_renames_leaves_last_old_which_training_and_loading_u
 
 def test_write_order_is_files_fsync_rename_then_directory_fsync(tmp_path, monkeypatch):
     events = []
-    real_fsync, real_rename = ckpt._fsync, os.rename
+    real_write, real_fsync, real_rename = ckpt._write, ckpt._fsync, os.rename
+    monkeypatch.setattr(ckpt, "_write", lambda p, data: (events.append(("write", p.name)),
+                                                         real_write(p, data)))  # + its fsync
     monkeypatch.setattr(ckpt, "_fsync", lambda p: (events.append(("fsync", Path(p).name)),
                                                    real_fsync(p)))
     monkeypatch.setattr(os, "rename", lambda a, b: (events.append(("rename", Path(a).name,
@@ -157,27 +155,48 @@ def test_write_order_is_files_fsync_rename_then_directory_fsync(tmp_path, monkey
     save_checkpoint(tmp_path / "last", _model(1), {"step": 1}, STATE)
     events.clear()
     save_checkpoint(tmp_path / "last", _model(2), {"step": 2}, STATE)
-    names = [e[1] for e in events[:3]]
-    assert sorted(names) == ["meta.json", "model.safetensors", "trainer_state.pt"]
+    assert sorted(events[:3]) == [("write", "meta.json"), ("write", "model.safetensors"),
+                                  ("write", "trainer_state.pt")]
     assert events[3:] == [("fsync", "last.tmp"), ("rename", "last", "last.old"),
                           ("rename", "last.tmp", "last"), ("fsync", tmp_path.name)]
 
 
 # ---- disk full --------------------------------------------------------------------------------
-def _enospc_oserror(monkeypatch):
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(ckpt.torch, "save", full)
+def _enospc_writing(name):
+    def patch(monkeypatch):  # the disk fills up while this file is written
+        real = ckpt._write
+
+        def write(path, data):
+            if path.name == name:
+                real(path, data[:len(data) // 3])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            return real(path, data)
+        monkeypatch.setattr(ckpt, "_write", write)
+    return patch
 
 
-def _enospc_safetensors(monkeypatch):
-    def full(model, filename, *a, **k):  # what safetensors raises on a full disk
-        raise SafetensorError("Error while serializing: I/O error: No space left on device "
-                              f"(os error 28) at path \"{filename}\"")
-    monkeypatch.setattr(ckpt, "save_file", full)
+def _enospc_in_torch_save(monkeypatch):
+    """torch.save on a full disk: writing to a path itself it fails as on /dev/full, with a
+    RuntimeError that has lost the OS error (a traceback, once); writing to a file object, the
+    object's write raises OSError(ENOSPC)."""
+    real = torch.save
+
+    class Full:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def flush(self):
+            pass
+
+    def save(obj, f, *a, **k):
+        return real(obj, "/dev/full" if isinstance(f, (str, os.PathLike)) else Full(), *a, **k)
+    monkeypatch.setattr(ckpt.torch, "save", save)
 
 
-@pytest.mark.parametrize("inject", [_enospc_oserror, _enospc_safetensors])
+@pytest.mark.parametrize("inject", [_enospc_writing("model.safetensors"),
+                                    _enospc_writing("trainer_state.pt"),
+                                    _enospc_writing("meta.json"), _enospc_in_torch_save],
+                         ids=["weights", "trainer_state", "meta", "inside-torch.save"])
 def test_disk_full_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch,
                                                                       inject):
     old = _model(1)
@@ -213,11 +232,14 @@ def _copy(trained, tmp_path) -> tuple[Path, Path]:
     return tmp_path / "model", tmp_path / "c.yaml"
 
 
+@pytest.mark.parametrize("inject", [_enospc_writing("model.safetensors"), _enospc_in_torch_save],
+                         ids=["weights", "inside-torch.save"])
 def test_disk_full_during_training_stops_with_one_line_and_keeps_last(trained, tmp_path,
-                                                                      monkeypatch, capsys):
+                                                                      monkeypatch, capsys,
+                                                                      inject):
     model_dir, config = _copy(trained, tmp_path)
     before = (model_dir / "last" / "model.safetensors").read_bytes()
-    _enospc_safetensors(monkeypatch)
+    inject(monkeypatch)
     assert main(["train", str(config), "--set", "training.max_steps=15"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "disk full" in err[-1]

@@ -8,21 +8,23 @@
 
 Training writes it (``training/``), every other command reads it through :func:`load_model`.
 Nothing is ever unpickled (:func:`load_weights`, :func:`load_trainer_state`), and a crash at any
-moment leaves the previous checkpoint loadable (:func:`save_checkpoint`).
+moment leaves the previous checkpoint loadable (:func:`save_checkpoint`). A model_dir is untrusted
+input: training never writes through a symbolic link in it nor over files transduce did not write
+(:func:`check_model_dir`), and loading checks sizes, types and values before using them.
 """
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
 
 from transduce.config import Config, load_config
 from transduce.data.codec import CODEC_FILES, Codec, load_codecs
@@ -34,9 +36,13 @@ FORMAT_VERSION = 1
 WEIGHTS, META, STATE = "model.safetensors", "meta.json", "trainer_state.pt"
 CONFIG, TRAIN_LOG, METRICS, TENSORBOARD = "config.yaml", "train.log", "metrics.jsonl", "tensorboard"
 BEST, LAST = "best", "last"
-# every name transduce writes in a model_dir (``--overwrite`` removes these and nothing else)
-ENTRIES = (CONFIG, *CODEC_FILES, TRAIN_LOG, METRICS, TENSORBOARD,
-           *(c + suffix for c in (BEST, LAST) for suffix in ("", ".old", ".tmp")))
+PROBE, STAGE = ".write-test", ".overwrite.tmp"  # see prepare
+TRAIN_LOG_MARK = "transduce train writes this model_dir"  # the first line of a run's train.log
+# every name a run writes in a model_dir, checkpoints first (``--overwrite`` removes these and
+# nothing else)
+ENTRIES = (*(c + suffix for c in (BEST, LAST) for suffix in ("", ".old", ".tmp")),
+           CONFIG, *CODEC_FILES, TRAIN_LOG, METRICS, TENSORBOARD)
+MAX_OUTPUT_LEN = 2048  # tokens: the most that a model_dir's own decoding settings may ask for
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -48,29 +54,75 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def check_path(model_dir: Path) -> None:
+def check_model_dir(model_dir: Path) -> None:
+    """Refuse, before anything is written, a model_dir that is not a directory, one where a name
+    transduce writes is a symbolic link or holds one (nothing is ever written through a link), and
+    one that holds files of those names that transduce did not write: a model_dir is a run's when
+    it holds a checkpoint, or a train.log that begins with :data:`TRAIN_LOG_MARK` (a run that has
+    not saved one yet)."""
     if model_dir.exists() and not model_dir.is_dir():
         raise TransduceError(f"{model_dir}: model_dir exists and is not a directory; "
                              "choose another model_dir")
+    names = [n for n in (*ENTRIES, PROBE, STAGE) if os.path.lexists(model_dir / n)]
+    for p in (model_dir / n for n in names):
+        inside = p.rglob("*") if p.is_dir() and not p.is_symlink() else []
+        link = next((q for q in (p, *inside) if q.is_symlink()), None)
+        if link is not None:
+            raise TransduceError(f"{link}: a symbolic link in model_dir; transduce never writes "
+                                 "through links: replace it by a copy of its target or remove "
+                                 "it, or choose another model_dir")
+    foreign = [n for n in names if n in ENTRIES]
+    if foreign and not _is_run(model_dir):
+        raise TransduceError(f"{model_dir}: model_dir holds {', '.join(foreign[:3])} but no "
+                             "checkpoint or train.log of a transduce run, so transduce did not "
+                             "write them (training would overwrite them, and --overwrite delete "
+                             "them); choose a new or empty model_dir (e.g. runs/NAME) or move "
+                             "those files away")
+
+
+def _is_run(model_dir: Path) -> bool:
+    if any(find_checkpoint(model_dir / c) for c in (BEST, LAST)):
+        return True
+    if not (model_dir / TRAIN_LOG).is_file():
+        return False
+    with open(model_dir / TRAIN_LOG, "rb") as f:
+        return TRAIN_LOG_MARK.encode() in f.read(200).split(b"\n")[0]
 
 
 def clear(model_dir: Path) -> None:
-    """``--overwrite``: remove what an earlier run wrote (:data:`ENTRIES`), nothing else."""
+    """Remove what a run wrote (:data:`ENTRIES`), nothing else."""
     for name in ENTRIES:
         p = model_dir / name
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
-def make_writable(model_dir: Path) -> None:
-    """Create ``model_dir`` and check that files can be written in it."""
+def prepare(model_dir: Path, overwrite: bool = False) -> Path:
+    """Create ``model_dir`` and check that files can be written in it; returns where the run's
+    files go: ``model_dir``, or with ``overwrite`` an empty :data:`STAGE` inside it, where the new
+    run is built while the old one stays as it was until :func:`replace_run` (a stage left by a
+    failed or killed start is removed)."""
     try:
         model_dir.mkdir(parents=True, exist_ok=True)
-        probe = model_dir / ".write-test"
+        probe = model_dir / PROBE
         probe.write_text("")
         probe.unlink()
+        shutil.rmtree(model_dir / STAGE, ignore_errors=True)
+        if overwrite:
+            (model_dir / STAGE).mkdir()
+        return model_dir / STAGE if overwrite else model_dir
     except OSError as e:
         raise TransduceError(f"{model_dir}: model_dir is not writable ({e.strerror}); choose "
                              "another model_dir or fix its permissions") from None
+
+
+def replace_run(model_dir: Path, stage: Path) -> None:
+    """``--overwrite``, once the run built in ``stage`` has started: the old run's files go
+    (checkpoints first: a crash meanwhile leaves none, so the next start begins afresh) and the
+    new ones are renamed into place."""
+    clear(model_dir)
+    for p in stage.iterdir():
+        p.rename(model_dir / p.name)
+    stage.rmdir()
 
 
 def resumable(model_dir: Path) -> Path | None:
@@ -100,6 +152,9 @@ def load_model(model_dir: str | Path, checkpoint: str = BEST, device: str = "aut
     if not (model_dir / CONFIG).is_file():
         raise TransduceError(f"{model_dir}/{CONFIG}: missing; is this a trained model_dir?")
     config = load_config(model_dir / CONFIG)
+    # decoding settings from a file: capped like the inputs (an explicit per-call max_len rules)
+    cap = min(4 * config.data.max_tgt_len, MAX_OUTPUT_LEN)
+    config.decoding.max_len = min(config.decoding.max_len or cap, cap)
     try:
         src, tgt = load_codecs(config.data, model_dir)
     except (OSError, RuntimeError, UnicodeDecodeError) as e:  # e.g. a damaged spm.*.model
@@ -113,6 +168,8 @@ def load_model(model_dir: str | Path, checkpoint: str = BEST, device: str = "aut
         raise TransduceError(f"{model_dir}: no checkpoint (best/ or last/) found; "
                              "train the model first")
     dev = pick_device(device)
+    with torch.device("meta"):  # the sizes in config.yaml, checked before anything is allocated
+        check_weights(build_model(config.model, len(src.vocab), len(tgt.vocab)), ckpt)
     model = build_model(config.model, len(src.vocab), len(tgt.vocab))
     load_weights(model, ckpt, dev)
     return config, src, tgt, model.to(dev), dev
@@ -126,24 +183,22 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _io_errno(exc: BaseException) -> int | None:
-    """The OS error number behind a failed write, whichever library raised it."""
-    if isinstance(exc, OSError) and exc.errno:
-        return exc.errno
-    m = re.search(r"os error (\d+)", str(exc))  # safetensors: "... (os error 28)"
-    if m:
-        return int(m.group(1))
-    if "No space left on device" in str(exc):
-        return errno.ENOSPC
-    return None
+def _write(path: Path, data: bytes) -> None:
+    """Create ``path`` (never through a symbolic link; mode 0666 less the umask, as every file
+    transduce writes), write ``data`` and fsync it: every failure is Python's OSError."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666),
+              "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _tied_groups(model: torch.nn.Module) -> list[list[str]]:
     """The state dict's names grouped by tensor: the names of one tied weight together, but not
-    two views of one buffer (the RNN weights cuDNN flattens into one)."""
-    groups: dict[tuple, list[str]] = {}
-    for name, t in model.state_dict().items():
-        groups.setdefault((t.device, t.data_ptr(), t.shape, t.stride()), []).append(name)
+    two views of one buffer (the RNN weights cuDNN flattens into one); meta tensors too."""
+    groups: dict[int, list[str]] = {}
+    for name, t in model.state_dict(keep_vars=True).items():
+        groups.setdefault(id(t), []).append(name)
     return list(groups.values())
 
 
@@ -171,24 +226,25 @@ def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict,
                     trainer_state: dict | None = None) -> None:
     """Write ``path/`` atomically.
 
-    ``path.tmp/`` is filled and each file fsynced; then ``path`` is renamed to ``path.old``,
-    ``path.tmp`` to ``path``, the parent directory is fsynced and ``path.old`` removed. Whatever
-    fails or is killed at any moment, ``path`` or ``path.old`` holds a complete checkpoint
-    (:func:`find_checkpoint` takes whichever is there). On a failure ``path.tmp`` is removed; a
-    full disk or any other OS error becomes a :class:`TransduceError` saying what was kept.
+    ``path.tmp/`` is filled, each file written from bytes in memory by :func:`_write`; then
+    ``path`` is renamed to ``path.old``, ``path.tmp`` to ``path``, the parent directory is fsynced
+    and ``path.old`` removed. Whatever fails or is killed at any moment, ``path`` or ``path.old``
+    holds a complete checkpoint (:func:`find_checkpoint` takes whichever is there). On a failure
+    ``path.tmp`` is removed; a full disk or any other OS error becomes a :class:`TransduceError`
+    saying what was kept.
     """
     path = Path(path)
     tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_file(_weights(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
+        _write(tmp / WEIGHTS, save(_weights(model), metadata={"format": "pt"}))
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "saved_at": time.time(), **meta}
-        (tmp / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        _write(tmp / META, json.dumps(meta, indent=1).encode("utf-8"))
         if trainer_state is not None:
-            torch.save(trainer_state, tmp / STATE)
-        for f in tmp.iterdir():
-            _fsync(f)
+            buf = io.BytesIO()  # torch's own file writer hides the OS error: write the bytes here
+            torch.save(trainer_state, buf)
+            _write(tmp / STATE, buf.getvalue())
         _fsync(tmp)
         if find_checkpoint(path) == path:  # keep a complete previous checkpoint until the end
             shutil.rmtree(old, ignore_errors=True)
@@ -200,8 +256,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict,
         shutil.rmtree(old, ignore_errors=True)
     except BaseException as e:  # noqa: BLE001 - clean up, then report or re-raise
         shutil.rmtree(tmp, ignore_errors=True)
-        code = _io_errno(e) if isinstance(e, Exception) else None
-        if code is None:
+        code = e.errno if isinstance(e, OSError) else None
+        if not code:
             raise
         kept = find_checkpoint(path)
         kept_msg = f"the previous checkpoint in {kept} is kept" if kept else \
@@ -231,7 +287,7 @@ def read_meta(path: Path) -> dict:
     """``meta.json``, checked: a transduce checkpoint of a format version this code reads."""
     try:
         meta = json.loads((path / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
         raise TransduceError(f"{path / META}: unreadable checkpoint metadata ({_brief(e)}); the "
                              "checkpoint is damaged: use the other checkpoint (best/ or last/) "
                              "or retrain") from None
@@ -246,27 +302,55 @@ def read_meta(path: Path) -> dict:
     return meta
 
 
+def _unloadable(file: Path, e: Exception) -> TransduceError:
+    return TransduceError(f"{file}: cannot load the weights ({_brief(e)}); the file is corrupt or "
+                          "truncated: use another checkpoint or retrain")
+
+
+def check_weights(model: torch.nn.Module, path: Path) -> dict:
+    """``path``'s meta, and its weights' names and shapes against ``model``'s (which may be on the
+    meta device), from the header of ``model.safetensors`` alone: nothing is allocated."""
+    meta, file = read_meta(path), path / WEIGHTS
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            shapes = _with_tied(model, {k: list(f.get_slice(k).get_shape()) for k in f.keys()})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise _unloadable(file, e) from None
+    expected = {k: list(t.shape) for k, t in model.state_dict().items()}
+    missing, unexpected = set(expected) - set(shapes), set(shapes) - set(expected)
+    if missing or unexpected:
+        raise TransduceError(f"{file}: weights do not match the model in config.yaml (missing "
+                             f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); the "
+                             "config was changed after training: restore it or retrain")
+    bad = next((k for k in expected if expected[k] != shapes[k]), None)
+    if bad is not None:
+        raise TransduceError(f"{file}: weights do not match the model in config.yaml (size "
+                             f"mismatch for {bad}: {shapes[bad]} in the file, {expected[bad]} in "
+                             "the model); the config or vocabulary was changed after training: "
+                             "restore them or retrain")
+    return meta
+
+
 def load_weights(model: torch.nn.Module, path: Path, device: str | torch.device = "cpu") -> dict:
-    """Load ``path/model.safetensors`` into ``model`` (strict); returns the meta.
+    """Load ``path/model.safetensors`` into ``model`` (strict), after :func:`check_weights`;
+    returns the meta. Each weight must have the model's dtype and finite values.
 
     safetensors holds raw tensors only: a file that is anything else (a pickle, a truncated
     download) is refused without executing anything.
     """
-    meta = read_meta(path)
+    meta, file = check_weights(model, path), path / WEIGHTS
     try:
-        state = _with_tied(model, load_file(str(path / WEIGHTS), device=str(device)))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except (RuntimeError, SafetensorError, OSError, ValueError) as e:
-        if isinstance(e, RuntimeError) and "size mismatch" in str(e):
-            raise TransduceError(f"{path / WEIGHTS}: weights do not match the model in config.yaml "
-                                 f"({_brief(e)}); the config or vocabulary was changed after "
-                                 "training: restore them or retrain") from None
-        raise TransduceError(f"{path / WEIGHTS}: cannot load the weights ({_brief(e)}); the file "
-                             "is corrupt or truncated: use another checkpoint or retrain") from None
-    if missing or unexpected:
-        raise TransduceError(f"{path / WEIGHTS}: weights do not match the model in config.yaml "
-                             f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
-                             "; the config was changed after training: restore it or retrain")
+        state = _with_tied(model, load_file(str(file), device=str(device)))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise _unloadable(file, e) from None
+    for name, want in model.state_dict().items():
+        t = state[name]
+        if t.dtype != want.dtype or (t.is_floating_point() and not torch.isfinite(t).all()):
+            what = f"is {t.dtype}, not {want.dtype}" if t.dtype != want.dtype else \
+                "holds NaN or inf values"
+            raise TransduceError(f"{file}: weight {name} {what}; the file is damaged or not "
+                                 "written by transduce: use another checkpoint or retrain")
+    model.load_state_dict(state)
     return meta
 
 

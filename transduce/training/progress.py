@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from transduce.model_dir import METRICS, TRAIN_LOG
+from transduce.model_dir import METRICS, TRAIN_LOG, TRAIN_LOG_MARK
 
 log = logging.getLogger("transduce")
 
@@ -52,14 +52,21 @@ def stop_signals() -> Iterator[list[int]]:
 
 class RunLog:
     """``train.log`` (the log lines, also printed) and ``metrics.jsonl`` (one JSON object per
-    event) in model_dir; only the process that reports (rank 0) writes."""
+    event) in model_dir; only the process that reports (rank 0) writes. ``log_dir``: where
+    train.log is opened if not in model_dir (``--overwrite`` builds the new run aside; the file is
+    renamed into model_dir once the run has started, and the open file goes with it)."""
 
-    def __init__(self, model_dir: Path, main: bool = True):
+    def __init__(self, model_dir: Path, main: bool = True, log_dir: Path | None = None):
         self.metrics = model_dir / METRICS if main else None
         self.handler: logging.Handler | None = None
         if main:
-            self.handler = logging.FileHandler(model_dir / TRAIN_LOG, encoding="utf-8")
+            path = (log_dir or model_dir) / TRAIN_LOG
+            new = not path.is_file() or not path.stat().st_size
+            self.handler = logging.FileHandler(path, encoding="utf-8")
             self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            if new:  # the mark that this model_dir is a run's (model_dir.check_model_dir)
+                self.handler.emit(log.makeRecord(log.name, logging.INFO, "", 0, TRAIN_LOG_MARK,
+                                                 None, None))
             log.addHandler(self.handler)
 
     def record(self, event: dict) -> None:

@@ -12,7 +12,8 @@ import dataclasses
 import logging
 import math
 import random
-from dataclasses import dataclass
+import reprlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,15 @@ from transduce.training.distributed import World
 
 log = logging.getLogger("transduce")
 # Settings a resumed run must share with the run that wrote last/: they fix the network's shape,
-# what its vocabulary means, and what the optimizer state is for. The rest may change on resume.
+# what its vocabulary means, and what the optimizer state is for; checked before anything else.
 SAME_ON_RESUME = ("model", "data.tokenizer", "data.src_tokenizer", "data.tgt_tokenizer",
                   "data.lowercase", "data.vocab_size", "data.spm_model_type", "data.min_freq",
-                  "data.max_vocab_size", "data.shared_vocab", "training.optimizer")
+                  "data.max_vocab_size", "data.spm_max_sentences", "data.shared_vocab",
+                  "training.optimizer")
+# ... and the training pairs (which corpus, which lengths: translate truncates inputs by them),
+# checked once the new corpus has been read and checked. The rest may change on resume.
+DATA_ON_RESUME = ("data.train", "data.src_lang", "data.tgt_lang", "data.max_src_len",
+                  "data.max_tgt_len")
 # the parts of the state file beside the position: the state dicts of the trainer's optimizer,
 # schedule and gradient scaler, and rank 0's RNG states
 PARTS = ("optimizer", "schedule", "scaler", "rng")
@@ -47,7 +53,7 @@ class TrainerState:
     elapsed: float = 0.0  # training seconds so far, validation excluded
     nonfinite: int = 0  # updates skipped because the loss was NaN/inf
     nonfinite_run: int = 0  # ... of which in a row, up to now
-    validated_at: int = -1  # step of the last validation
+    validated_at: int = field(default=-1, metadata={"min": -1})  # step of the last validation
 
     def validated(self, value: float, higher_is_better: bool) -> bool:
         """Count a validation scoring ``value``; True if it is the best so far."""
@@ -93,17 +99,37 @@ class TrainerState:
 
     @classmethod
     def from_file(cls, state: dict, path: Path) -> tuple["TrainerState", dict]:
-        """The position and the :data:`PARTS` of a loaded state file; a file that lacks a key is
-        a one-line error naming it."""
-        required = [f.name for f in dataclasses.fields(cls) if f.name not in OPTIONAL] + list(PARTS)
+        """The position and the :data:`PARTS` of a loaded state file, checked as the config is:
+        a missing key, or a value of the wrong type or out of range (a negative step), is a
+        one-line error naming it, before anything is used or written."""
+        fields = dataclasses.fields(cls)
+        required = [f.name for f in fields if f.name not in OPTIONAL] + list(PARTS)
         missing = [k for k in required if k not in state]
-        if missing:
-            raise TransduceError(f"{path / STATE}: not a transduce trainer state (missing "
-                                 f"{', '.join(missing[:3])}); remove {path}, or use --overwrite "
-                                 "to start afresh")
-        position = cls(**{f.name: state.get(f.name, OPTIONAL.get(f.name))
-                          for f in dataclasses.fields(cls)})
-        return position, {k: state[k] for k in PARTS}
+        values = {f.name: state.get(f.name, OPTIONAL.get(f.name)) for f in fields}
+        problems = [f"missing {', '.join(missing[:3])}"] if missing else []
+        problems += [f"{f.name} is {reprlib.repr(values[f.name])}, not {want}"
+                     for f in fields if (want := _wanted(f, values[f.name]))]
+        problems += [f"{k} is not a dict" for k in PARTS if type(state.get(k, {})) is not dict]
+        size = state.get("world_size", 1)
+        if type(size) is not int or size < 1 or type(state.get("rank_rng", [])) is not list:
+            problems.append(f"world_size {reprlib.repr(size)} or rank_rng of the wrong type")
+        if problems:
+            raise TransduceError(f"{path / STATE}: not a transduce trainer state ({problems[0]}); "
+                                 f"remove {path}, or use --overwrite to start afresh")
+        return cls(**values), {k: state[k] for k in PARTS}
+
+
+def _wanted(f: dataclasses.Field, value: Any) -> str:
+    """What ``value`` should be, if it is not of the field's type (``int``, ``float``,
+    ``float | None``; a bool is none of them) or below its ``min`` (0 unless the field says
+    otherwise); "" if it fits."""
+    lowest, optional = f.metadata.get("min", 0), f.type.endswith("None")
+    number = type(value) is int or (f.type != "int" and type(value) is float
+                                    and math.isfinite(value))
+    if (value is None and optional) or (value is not None and number and value >= lowest):
+        return ""
+    return (f"{'a whole' if f.type == 'int' else 'a finite'} number >= {lowest}"
+            + (" or None" if optional else ""))
 
 
 def rng_state() -> dict:
@@ -124,22 +150,26 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _show(value: Any) -> str:
+    return reprlib.repr(value) if isinstance(value, (dict, list)) else repr(value)
+
+
 def _lookup(config: dict, key: str):
     for part in key.split("."):
         config = config.get(part, {}) if isinstance(config, dict) else {}
     return config
 
 
-def check_same_run(model_dir: Path, new: dict, last: Path) -> None:
-    """Resuming with another model or vocabulary would fail later or train nonsense: say so.
-
-    ``new``: the config of this run as a dict; compared with ``model_dir/config.yaml`` on the
-    keys of :data:`SAME_ON_RESUME`."""
+def check_same_run(model_dir: Path, new: dict, last: Path,
+                   keys: tuple[str, ...] = SAME_ON_RESUME) -> None:
+    """Resuming with another model, vocabulary or corpus would fail later or train nonsense: say
+    so. ``new``: the config of this run as a dict; compared with ``model_dir/config.yaml`` on
+    ``keys`` (:data:`SAME_ON_RESUME`, :data:`DATA_ON_RESUME`)."""
     try:
         old = yaml.safe_load((model_dir / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
         return  # nothing to compare with; loading the weights still checks the shapes
-    for key in SAME_ON_RESUME:
+    for key in keys:
         a, b = _lookup(old, key), _lookup(new, key)
         if isinstance(a, dict) and isinstance(b, dict):
             diff = sorted(k for k in set(a) & set(b) if a[k] != b[k])  # keys both know
@@ -148,8 +178,8 @@ def check_same_run(model_dir: Path, new: dict, last: Path) -> None:
             key, a, b = f"{key}.{diff[0]}", a.get(diff[0]), b.get(diff[0])
         elif a == b or a == {}:
             continue
-        raise TransduceError(
-            f"config key '{key}' is {b!r} but the run in {model_dir} used {a!r}; to "
+        raise TransduceError(  # (a bounded repr: config.yaml may be anything)
+            f"config key '{key}' is {b!r} but the run in {model_dir} used {_show(a)}; to "
             f"resume from {last} set it back, or use --overwrite to start afresh (or "
             "another model_dir)")
 
@@ -160,13 +190,13 @@ def restore(path: Path, model: torch.nn.Module, device: torch.device,
     ``model`` and ``components``, set this rank's RNG states, and return the position."""
     load_weights(model, path, device)
     saved = load_trainer_state(path)
+    position, parts = TrainerState.from_file(saved, path)
     size = saved.get("world_size", 1)
     if size != world.size:
         raise TransduceError(
             f"{path}: written by a run with {size} process(es), resumed with "
             f"{world.size}; resume with the same number (transduce train --nproc {size}"
             ", or torchrun --nproc_per_node), or use --overwrite to start afresh")
-    position, parts = TrainerState.from_file(saved, path)
     rngs = [parts["rng"], *saved.get("rank_rng", [])]
     try:
         for key, component in components.items():

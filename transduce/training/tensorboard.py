@@ -16,14 +16,22 @@ class Board:
 
     def __init__(self, log_dir: Path, resume_step: int | None = None):
         """``resume_step``: a resumed run's step; events a stopped run wrote after it (which
-        the resumed run repeats) are dropped."""
+        the resumed run repeats) are dropped. Nothing is written before the first entry (the
+        run may still fail to start, or be built aside for ``--overwrite``)."""
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise TransduceError("training.tensorboard is true but the tensorboard package is "
                                  "not installed; pip install 'transduce[tensorboard]' or set "
                                  "training.tensorboard: false") from None
-        self.writer = SummaryWriter(str(log_dir), purge_step=resume_step)
+        self._open = lambda: SummaryWriter(str(log_dir), purge_step=resume_step)
+        self._writer = None
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            self._writer = self._open()
+        return self._writer
 
     def scalars(self, prefix: str, values: dict[str, float], keys: tuple, step: int) -> None:
         """One scalar per key of ``keys``, tagged ``prefix/key`` (``train/loss``, ``dev/bleu``)."""
@@ -47,4 +55,5 @@ class Board:
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self._writer is not None:
+            self._writer.close()

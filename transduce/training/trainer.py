@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -33,7 +34,8 @@ from transduce.training.precision import autocast, check_precision
 from transduce.training.optim import Schedule, build_optimizer
 from transduce.training.progress import (Progress, RunLog, TrainingInterrupted, Window,
                                          stop_signals)
-from transduce.training.state import TrainerState, check_same_run, restore, rng_state
+from transduce.training.state import (DATA_ON_RESUME, TrainerState, check_same_run, restore,
+                                      rng_state)
 from transduce.training.tensorboard import Board
 from transduce.training.validation import DevSet, test_scores
 
@@ -44,13 +46,14 @@ HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False, "ppl": False}
 class Trainer:
     def __init__(self, config: Config, overwrite: bool = False):
         """Check everything that can be checked before model_dir is touched (the data files, the
-        model_dir path, a resumable last/), then build or restore the training state.
+        model_dir path and contents, a resumable last/), then build or restore the training state.
 
-        A user error raises :class:`TransduceError` and leaves model_dir as it was (``--overwrite``
-        clears it only once the data has been read)."""
+        A user error raises :class:`TransduceError` and leaves model_dir as it was: with
+        ``--overwrite`` the new run is built aside (``md.prepare``) and replaces the old one only
+        once it has started."""
         self.cfg = config
         self.model_dir = Path(config.model_dir)
-        md.check_path(self.model_dir)
+        md.check_model_dir(self.model_dir)
 
         # ---- data (read before model_dir is touched) --------------------------------------
         (train_src, train_tgt), src_path, dev = read_corpora(config.data)
@@ -60,20 +63,22 @@ class Trainer:
         if not self.world.main:
             log.setLevel(logging.ERROR)  # rank 0 reports for all
             distributed.barrier()  # until rank 0 has prepared model_dir and last/ (_join_ranks)
-        elif overwrite:
-            md.clear(self.model_dir)
-        self.resume_from = md.resumable(self.model_dir)
+        main = self.world.main
+        self.resume_from = None if overwrite and main else md.resumable(self.model_dir)
         if self.resume_from:
             check_same_run(self.model_dir, config.to_dict(), self.resume_from)
-        if self.world.main:
-            md.make_writable(self.model_dir)
-        self.run_log = RunLog(self.model_dir, self.world.main)
+        self.out = md.prepare(self.model_dir, overwrite) if main else self.model_dir
+        self.run_log = RunLog(self.model_dir, main, self.out)
         self.board: Board | None = None
         try:
             self._setup(train_src, train_tgt, src_path, dev)
+            if self.out != self.model_dir:  # --overwrite: the new run has started
+                md.replace_run(self.model_dir, self.out)
             self._join_ranks()
         except BaseException:
             self._close_log()
+            if self.out != self.model_dir:
+                shutil.rmtree(self.out, ignore_errors=True)
             raise
 
     def _setup(self, train_src: list[str], train_tgt: list[str], src_path: Path,
@@ -91,9 +96,11 @@ class Trainer:
         if self.resume_from and has_codecs(self.model_dir):
             self.src, self.tgt = load_codecs(d, self.model_dir)
         else:
-            self.src, self.tgt = build_codecs(d, self.model_dir, train_src, train_tgt)
+            self.src, self.tgt = build_codecs(d, self.out, train_src, train_tgt)
         self.data = Pairs.from_text(train_src, train_tgt, self.src, self.tgt, d, src_path,
                                     config.model.copy)
+        if self.resume_from:
+            check_same_run(self.model_dir, config.to_dict(), self.resume_from, DATA_ON_RESUME)
 
         # ---- model and optimizer ------------------------------------------------------------
         m = config.model
@@ -129,7 +136,7 @@ class Trainer:
                                self.state.step if self.resume_from else None)
         # written once the run is known to be sound, so a failed start leaves the old one
         if self.world.main:
-            save_config(config, self.model_dir / md.CONFIG)
+            save_config(config, self.out / md.CONFIG)
 
     def _join_ranks(self) -> None:
         """Under torchrun, make the ranks one run. On a fresh run rank 0 writes the initial
