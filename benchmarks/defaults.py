@@ -54,7 +54,8 @@ class Corpus:
     name: str
     src: str
     tgt: str
-    kind: str  # "translation" (BLEU, chrF; copy baseline) | "summarization" (ROUGE; + lead-N)
+    kind: str  # "translation", "rewriting" (BLEU, chrF; copy baseline) | "summarization"
+    #            (ROUGE; copy and lead-N baselines)
     role: str  # "tuning" | "held-out" (confirmation only: never look at it while choosing)
 
     @property
@@ -69,6 +70,7 @@ SUITE = {c.name: c for c in [
     Corpus("gettext-en-fr", "en", "fr", "translation", "tuning"),
     Corpus("manpages-summ", "desc", "summary", "summarization", "tuning"),
     Corpus("dialogue", "msg", "reply", "translation", "tuning"),
+    Corpus("typed-signatures", "py", "pyi", "rewriting", "tuning"),
     Corpus("bible-es-en", "es", "en", "translation", "held-out"),
     Corpus("code-docstring", "code", "doc", "summarization", "held-out"),
 ]}

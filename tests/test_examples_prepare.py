@@ -1,5 +1,5 @@
-"""Data preparation of examples/ (bible-es-en, manpages-summ, dialogue, gettext-en-fr, code-docstring)
-on small fixtures and inline data.
+"""Data preparation of examples/ (bible-es-en, manpages-summ, dialogue, gettext-en-fr, code-docstring,
+typed-signatures) on small fixtures and inline data.
 
 No Debian package, network or installed corpus is needed: the parsers are fed fixture files that
 look like the real tools' output (see tests/fixtures/examples/README.md).
@@ -236,7 +236,7 @@ def test_chatterbot_conversation_pairs():
 # ---------------------------------------------------------------- configs and git-ignore
 
 @pytest.mark.parametrize("example", ["bible-es-en", "manpages-summ", "dialogue", "gettext-en-fr",
-                                     "code-docstring"])
+                                     "code-docstring", "typed-signatures"])
 def test_example_config_matches_its_data(example):
     raw = yaml.safe_load((EXAMPLES / example / "config.yaml").read_text("utf-8"))
     mod = load(example)
@@ -377,3 +377,57 @@ def test_first_sentence_and_module_key():
                     "/usr/lib/python3.11/site-packages/x.py", "/usr/share/doc/x.py",
                     "/usr/lib/python3.11/json/__init__.pyc"):
         assert mod.module_key(skipped) is None
+
+
+# ---------------------------------------------------------------- typed-signatures: stdlib + typeshed
+
+STDLIB_SOURCE = '''
+def find_loader(name, path=None):
+    return None
+
+class Queue:
+    def _qsize(self):
+        return len(self.queue)
+
+    async def get(self, *, timeout=None):
+        pass
+
+def renamed(a, b):
+    pass
+
+def twice(x):
+    pass
+
+def untyped(x):
+    pass
+'''
+
+STUB = '''
+import sys
+from typing import overload
+
+def find_loader(name: str, path: str | None = ...) -> Loader | None: ...
+class Queue:
+    def _qsize(self) -> int: ...
+    async def get(self, *, timeout: float | None = ...) -> _T: ...
+def renamed(x: int, y: int) -> None: ...
+if sys.version_info >= (3, 10):
+    def twice(x: int) -> int: ...
+else:
+    def twice(x: str) -> str: ...
+def untyped(x): ...
+'''
+
+
+def test_typed_signature_pairs():
+    mod = load("typed-signatures")
+    assert mod.module_pairs(STDLIB_SOURCE, STUB) == [
+        ("def find_loader(name, path=None)",
+         "def find_loader(name: str, path: str | None=...) -> Loader | None"),
+        ("def Queue._qsize(self)", "def Queue._qsize(self) -> int"),
+        ("async def Queue.get(self, *, timeout=None)",
+         "async def Queue.get(self, *, timeout: float | None=...) -> _T"),
+    ]  # renamed parameters, a name defined in two branches, an unannotated stub: left out
+    assert mod.module_pairs("def broken(:\n", STUB) == []
+    overloaded = "@overload\ndef f(x: int) -> int: ...\n@overload\ndef f(x: str) -> str: ...\n"
+    assert mod.functions(mod.parse(overloaded)) == {"f": None}
