@@ -1,6 +1,8 @@
-"""End to end through the command line: train, translate, evaluate, test, plot, resume."""
+"""End to end through the command line: train, translate, evaluate, test, plot, resume; and the
+helpers of the bad-input catalogue's command-line cases (tests/test_bad_inputs.py)."""
 import gc
 import json
+import socket
 import subprocess
 import sys
 
@@ -163,3 +165,63 @@ def test_chat_replies_to_piped_lines(trained):
              stdin="w1 w2\nw3 w4 w5\n")
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 2
+
+
+# -- helpers of tests/test_bad_inputs.py's "#16 CLI, YAML and server errors" cases ----------------
+
+def case_serve(c, *flags: str) -> list[str]:
+    """``transduce serve`` with ``flags``; the server itself never starts (it would not return)."""
+    import uvicorn
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the server would have started")
+    c.monkeypatch.setattr(uvicorn, "run", refuse)
+    c.monkeypatch.setattr(uvicorn.Server, "run", refuse)
+    return ["serve", str(c.model_dir), *flags]
+
+
+def case_port_in_use(c) -> list[str]:
+    c.busy = socket.socket()  # held by the case's Ctx until it ends
+    c.busy.bind(("127.0.0.1", 0))
+    c.busy.listen()
+    return case_serve(c, "--port", str(c.busy.getsockname()[1]))
+
+
+def case_closed(c, stream: str) -> list[str]:
+    """``translate`` started with stdin or stdout closed (``<&-``, ``>&-``: Python sees None)."""
+    c.monkeypatch.setattr(sys, stream, None)
+    return ["translate", str(c.model_dir)] + (["-i", c.file("in.txt", "w1 w2\n")]
+                                              if stream == "stdout" else [])
+
+
+def case_never_searched(c, *flags: str) -> list[str]:
+    """``translate`` with ``flags`` that must be refused before any decoding starts."""
+    from transduce.decode.translator import Translator
+
+    c.monkeypatch.setattr(Translator, "search", lambda *a, **k: pytest.fail("decoding started"))
+    return ["translate", str(c.model_dir), "-i", c.file("in.txt", "w1 w2\n"), *flags]
+
+
+def case_model_never_built(c, **model) -> list[str]:
+    from transduce.model.seq2seq import Seq2Seq
+
+    c.monkeypatch.setattr(Seq2Seq, "__init__", lambda *a, **k: pytest.fail("model built"))
+    return ["train", c.config(model_dir=str(c.tmp / "new"), model=model)]
+
+
+def case_yaml(c, extra: str) -> list[str]:
+    """``train`` on the case's config (without its name) plus the YAML ``extra``."""
+    cfg = {k: v for k, v in c.cfg.items() if k != "name"}
+    return ["train", c.config(text=yaml.safe_dump(cfg) + extra)]
+
+
+def test_closed_stdin_and_stdout_are_one_line_errors_in_a_real_process(trained, tmp_path):
+    model_dir, _ = trained
+    (tmp_path / "in.txt").write_text("w1 w2\n")
+    for redirect, says in (("<&-", "error: stdin is closed; give the input with -i FILE"),
+                           (f"-i {tmp_path / 'in.txt'} >&-", "error: stdout is closed; write the "
+                                                              "output with -o FILE")):
+        r = subprocess.run(f"{sys.executable} -m transduce translate {model_dir} {redirect}",
+                           shell=True, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 1 and r.stderr.splitlines()[-1].startswith(says), r.stderr
+        assert "Traceback" not in r.stderr

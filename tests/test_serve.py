@@ -16,11 +16,13 @@ from hypothesis import strategies as st
 
 import transduce
 from transduce.errors import TransduceError
-from transduce.serve.app import create_app, is_loopback, serve
+from transduce.serve.app import create_app, serve
+from transduce.serve.front_door import is_loopback
 from transduce.serve.requests import Limits, TranslateRequest, resolve_options
 from conftest import tiny_config
 
 LIMITS = dict(max_inputs=4, max_chars=50, max_body_bytes=2000, max_beam_size=4, max_len=20)
+JSON = {"content-type": "application/json"}
 _MODEL_LOCK = threading.Lock()
 _MODEL_DIR: list = []
 
@@ -48,7 +50,7 @@ def translator(model_dir):
 
 @pytest.fixture(scope="module")
 def client(translator):
-    with TestClient(create_app(translator, **LIMITS)) as c:
+    with _client(create_app(translator, **LIMITS)) as c:
         yield c
 
 
@@ -62,8 +64,13 @@ def _error(r: httpx.Response, status: int, kind: str | None = None) -> dict:
     return body
 
 
+def _client(app) -> TestClient:
+    """A client of ``app`` whose requests name the server localhost (the Host check)."""
+    return TestClient(app, base_url="http://localhost")
+
+
 def _async_client(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
 
 
 async def _post_all(app, bodies: list[dict], query: str = "") -> list[httpx.Response]:
@@ -218,8 +225,7 @@ def test_sampling_is_reproducible_with_a_seed(client):
     (json.dumps({"text": ["w"] * 3, "pad": "x" * 3000}).encode(), 413, "too_large"),
 ])
 def test_bad_requests_get_a_4xx_json_error(client, body, status, kind):
-    _error(client.post("/translate", content=body,
-                       headers={"content-type": "application/json"}), status, kind)
+    _error(client.post("/translate", content=body, headers=JSON), status, kind)
 
 
 def test_unknown_field_error_says_which_field(client):
@@ -247,13 +253,13 @@ def test_settings_only_sampling_reads_do_not_split_beam_batches(translator):
 
 
 def test_deeply_nested_json_is_malformed_not_a_crash(translator):
-    with TestClient(create_app(translator)) as c:
-        _error(c.post("/translate", content=b"[" * 200_000 + b"]" * 200_000), 400,
+    with _client(create_app(translator)) as c:
+        _error(c.post("/translate", content=b"[" * 200_000 + b"]" * 200_000, headers=JSON), 400,
                "malformed_json")
 
 
 def test_oversized_body_is_refused_before_it_is_read(client):
-    r = client.post("/translate", content=b"{}", headers={"content-length": "99999999"})
+    r = client.post("/translate", content=b"{}", headers={**JSON, "content-length": "99999999"})
     _error(r, 413, "too_large")
 
 
@@ -267,7 +273,7 @@ def test_wrong_methods_paths_and_queries_answer_json(client, method, path, statu
 
 
 def test_overloaded_queue_answers_503_with_retry_after(translator):
-    with TestClient(create_app(translator, max_queue=1)) as c:
+    with _client(create_app(translator, max_queue=1)) as c:
         r = c.post("/translate", json={"text": ["w1", "w2"]})
         assert _error(r, 503, "overloaded") and r.headers["retry-after"] == "1"
         assert c.post("/translate", json={"text": ["w1"]}).status_code == 200
@@ -288,13 +294,13 @@ class _Spy:
 
 
 def test_a_setting_the_model_rejects_is_a_422(translator):
-    with TestClient(create_app(_Spy(translator, TransduceError("no such setting")))) as c:
+    with _client(create_app(_Spy(translator, TransduceError("no such setting")))) as c:
         _error(c.post("/translate", json={"text": ["boom"]}), 422, "invalid_setting")
 
 
 def test_a_decoder_crash_answers_json_and_the_server_keeps_going(translator):
     app = create_app(_Spy(translator, RuntimeError("simulated bug")))
-    with TestClient(app) as c:
+    with _client(app) as c:
         _error(c.post("/translate", json={"text": ["boom"]}), 500, "internal_error")
         r = c.post("/translate", json={"text": ["w1 w2"]})
         assert r.status_code == 200 and r.json()["translations"][0]
@@ -305,10 +311,10 @@ def test_a_decoder_crash_answers_json_and_the_server_keeps_going(translator):
 # -- metrics --------------------------------------------------------------------------------------
 
 def test_metrics_count_requests_errors_latency_and_batches(translator):
-    with TestClient(create_app(translator, **LIMITS)) as c:
+    with _client(create_app(translator, **LIMITS)) as c:
         for _ in range(3):
             assert c.post("/translate", json={"text": ["w1 w2", "w3"]}).status_code == 200
-        c.post("/translate", content=b"{")
+        c.post("/translate", content=b"{", headers=JSON)
         c.get("/health")
         text = c.get("/metrics").text
     t = 'endpoint="/translate"'
@@ -375,7 +381,7 @@ def test_batching_off_decodes_each_request_alone(translator):
 
 def test_a_lone_request_does_not_wait_for_company(translator):
     app = create_app(translator, max_wait_ms=20_000)  # would be 20 s if it waited
-    with TestClient(app) as c:
+    with _client(app) as c:
         start = time.monotonic()
         assert c.post("/translate", json={"text": ["w1 w2"]}).status_code == 200
         assert time.monotonic() - start < 10
@@ -399,20 +405,24 @@ def test_loopback_detection():
         assert not is_loopback(host), host
 
 
-@pytest.mark.parametrize("host,warned", [("127.0.0.1", False), ("0.0.0.0", True)])
-def test_serve_binds_loopback_by_default_and_warns_otherwise(monkeypatch, capsys, translator,
-                                                           host, warned):
+@pytest.mark.parametrize("host,token,warned", [("127.0.0.1", None, False), ("0.0.0.0", None, True),
+                                               ("0.0.0.0", "s3cret-token", False)])
+def test_serve_binds_loopback_by_default_and_warns_without_a_token(monkeypatch, capsys, translator,
+                                                                   host, token, warned):
+    import inspect
+
     import uvicorn
 
     import transduce.api
 
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    runs = []
+    monkeypatch.setattr(uvicorn.Server, "run",
+                        lambda self, sockets: runs.append(sockets[0].getsockname()))
     monkeypatch.setattr(transduce.api, "load", lambda *a, **kw: translator)
-    serve("some/model", host=host, port=8123)
-    assert calls[0]["host"] == host and calls[0]["port"] == 8123
+    monkeypatch.delenv("TRANSDUCE_TOKEN", raising=False)
+    serve("some/model", host=host, port=0, token=token)
+    assert runs[0][0] == host
     assert ("warning:" in capsys.readouterr().err) == warned
-    import inspect
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
 
 
@@ -454,8 +464,7 @@ _queries = st.sampled_from(["", "?attention=true", "?attention=false", "?attenti
 @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=_bodies, query=_queries)
 def test_fuzz_translate_never_answers_500(client, body, query):
-    r = client.post("/translate" + query, content=body,
-                    headers={"content-type": "application/json"})
+    r = client.post("/translate" + query, content=body, headers=JSON)
     assert r.status_code < 500, (body, r.text)
     event(f"status {r.status_code}")
     payload = r.json()
@@ -481,3 +490,9 @@ def test_server_still_answers_after_the_fuzzing(client):
     assert client.get("/health").json()["status"] == "ok"
     assert client.post("/translate", json={"text": ["w1 w2"]}).status_code == 200
     assert "transduce_requests_total" in client.get("/metrics").text
+
+
+@pytest.mark.parametrize("wait", [float("nan"), -5, 1e300])
+def test_a_batching_wait_that_is_not_a_sane_number_is_refused(translator, wait):
+    with pytest.raises(TransduceError, match="max_wait_ms must be 0 to 60000"):
+        create_app(translator, max_wait_ms=wait)

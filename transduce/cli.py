@@ -6,6 +6,7 @@ import argparse
 import gc
 import json
 import logging
+import math
 import os
 import sys
 from contextlib import contextmanager
@@ -22,6 +23,23 @@ class _StderrHandler(logging.StreamHandler):
     stderr (rich's live display) keeps log lines above the bar."""
 
     stream = property(lambda self: sys.stderr, lambda self, _value: None)  # setting it: a no-op
+
+
+class _Closed:
+    """Stands for stdin or stdout when the process started without it (``<&-``, ``>&-``): using
+    it is a one-line error instead of an AttributeError on None (or, for print, silence)."""
+
+    def __init__(self, name: str, fix: str):
+        self.name, self.fix = name, fix
+
+    def isatty(self) -> bool:
+        return False
+
+    def flush(self) -> None:  # the interpreter flushes stdout at exit
+        pass
+
+    def __getattr__(self, _name: str):  # read, write, buffer, ...
+        raise TransduceError(f"{self.name} is closed; {self.fix}")
 
 
 def _setup_logging(debug: bool) -> None:
@@ -81,6 +99,12 @@ def _write_output(lines: list[str], path: str | None) -> None:
         print(text, end="", flush=True)
 
 
+def _nothing_to_score(refs: list[str], *paths: str) -> None:
+    if not refs:
+        raise TransduceError(f"{' and '.join(paths)}: the files are empty, there is nothing to "
+                             "score; check the paths")
+
+
 def _decode_options(args: argparse.Namespace) -> dict:
     """The decoding flags as DecodingConfig overrides (None: the model's config decides)."""
     opts = {k: getattr(args, k, None) for k in ("beam_size", "batch_size", "max_len", "n_best")}
@@ -120,18 +144,22 @@ class _Parser(argparse.ArgumentParser):
 
 def _number(kind: type, low: float | None = None, high: float | None = None,
             low_open: bool = False):
-    """An argparse type: a number of ``kind`` within [low, high] (``low_open``: above low)."""
+    """An argparse type: a finite number of ``kind`` within [low, high] (``low_open``: above
+    low)."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
+            value = None
+        if value is None or kind is float and not math.isfinite(value):  # also nan, inf
             raise argparse.ArgumentTypeError(
                 f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}")
         if low is not None and (value <= low if low_open else value < low):
             raise argparse.ArgumentTypeError(
                 f"must be {'above' if low_open else 'at least'} {low:g}, got {text}")
         if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be at most {high:{'d' if kind is int else 'g'}}"
+                                             f", got {text}")
         return value
     return parse
 
@@ -161,7 +189,7 @@ DECODING = (arg("--beam-size", type=POSITIVE), arg("--batch-size", type=POSITIVE
             arg("--temperature", type=_number(float, 0, low_open=True)),
             arg("--top-k", type=_number(int, 0)),
             arg("--top-p", type=_number(float, 0, 1, low_open=True)),
-            arg("--seed", type=int), *LOAD)
+            arg("--seed", type=_number(int, 0, 2**63 - 1)), *LOAD)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +258,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int | None:
     if len(hyps) != len(refs):
         raise TransduceError(f"{args.hyp}: {len(hyps)} lines but {args.ref} has {len(refs)}; "
                              "hypotheses and references must be line-aligned")
+    _nothing_to_score(refs, args.hyp, args.ref)
     _print_scores(hyps, refs, args)
 
 
@@ -241,6 +270,7 @@ def cmd_test(args: argparse.Namespace) -> int | None:
     from transduce.data.corpus import read_parallel
 
     src, refs = read_parallel(args.src, args.ref)
+    _nothing_to_score(refs, args.src, args.ref)
     model = _load(args)
     hyps = model.translate(src, **_decode_options(args))
     if args.output:
@@ -260,6 +290,15 @@ def cmd_demo(args: argparse.Namespace) -> int | None:
 @command("plot", "attention heatmap of one input", arg("model_dir"), arg("text"),
          arg("-o", "--output", default="attention.png"), arg("--beam-size", type=POSITIVE), *LOAD)
 def cmd_plot(args: argparse.Namespace) -> int | None:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    out, formats = Path(args.output), FigureCanvasBase.get_supported_filetypes()
+    if out.suffix and out.suffix[1:].lower() not in formats:
+        raise TransduceError(f"{out}: unknown image format {out.suffix!r}; use one of "
+                             + ", ".join("." + f for f in sorted(formats)))
+    if not out.parent.is_dir():
+        raise TransduceError(f"{out}: cannot write the plot (no directory {out.parent}); check "
+                             "the path")
     model = _load(args)
     from transduce.plot import plot_attention
     if model.config.model.attention == "none":
@@ -268,28 +307,40 @@ def cmd_plot(args: argparse.Namespace) -> int | None:
     if not args.text.strip():
         raise TransduceError("the text to plot is empty")
     res = model.search([args.text], beam_size=args.beam_size, attention=True)[0][0]
-    plot_attention(res.attention, res.src_tokens, res.tgt_tokens, args.output,
-                   title=res.text[:80], copy=res.copy)
+    try:
+        plot_attention(res.attention, res.src_tokens, res.tgt_tokens, out, title=res.text[:80],
+                       copy=res.copy)
+    except OSError as e:
+        raise TransduceError(f"{out}: cannot write the plot ({e.strerror}); check the path and "
+                             "its permissions") from None
     print(res.text)
     log.info("attention plot written to %s", args.output)
 
 
 @command("serve", "HTTP API and web page with attention heatmaps", arg("model_dir"),
-         arg("--host", default="127.0.0.1"), arg("--port", type=int, default=8000), DEVICE,
+         arg("--host", default="127.0.0.1", help="the address to listen on (default: this machine "
+             "only; any other needs a token, or warns)"),
+         arg("--port", type=_number(int, 1, 65535), default=8000), DEVICE,
          arg("--threads", type=POSITIVE, help="torch threads"),
          arg("--max-batch-size", type=POSITIVE, default=64,
              help="sentences decoded together across concurrent requests"),
-         arg("--max-wait-ms", type=float, default=5.0,
+         arg("--max-wait-ms", type=_number(float, 0, 60_000), default=5.0,
              help="how long a request may wait for others to batch with"),
          arg("--no-batching", action="store_true", help="decode each request alone"),
          arg("--max-inputs", type=POSITIVE, default=32, help="inputs per request"),
-         arg("--max-chars", type=POSITIVE, default=1000, help="characters per input"))
+         arg("--max-chars", type=POSITIVE, default=1000, help="characters per input"),
+         arg("--allow-host", action="append", default=[], metavar="NAME",
+             help="a name clients reach the server by (their Host header), besides its --host, "
+                  "localhost and IP addresses; repeatable; '*': any"),
+         arg("--token", help="require 'Authorization: Bearer TOKEN' (default: $TRANSDUCE_TOKEN; "
+                             "the environment keeps it out of the process list)"))
 def cmd_serve(args: argparse.Namespace) -> int | None:
     from transduce.serve.app import serve
 
     serve(args.model_dir, host=args.host, port=args.port, device=args.device,
           threads=args.threads, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-          batching=not args.no_batching, max_inputs=args.max_inputs, max_chars=args.max_chars)
+          batching=not args.no_batching, max_inputs=args.max_inputs, max_chars=args.max_chars,
+          allow_hosts=args.allow_host, token=args.token)
 
 
 @command("chat", "reply to each input line (interactive or piped)", arg("model_dir"), *DECODING)
@@ -310,6 +361,8 @@ def cmd_chat(args: argparse.Namespace) -> int | None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.debug)
+    sys.stdin = sys.stdin or _Closed("stdin", "give the input with -i FILE, or pipe it in")
+    sys.stdout = sys.stdout or _Closed("stdout", "write the output with -o FILE, or redirect it")
     try:
         return args.func(args) or 0  # a command that returns nothing succeeded
     except TransduceError as e:

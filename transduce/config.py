@@ -6,14 +6,25 @@ what was given, and what is allowed (plus a "did you mean" suggestion for misspe
 from __future__ import annotations
 
 import difflib
+import reprlib
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError,
+                      model_validator)
 
 from transduce.errors import TransduceError
+
+
+# integer and boolean keys take integers and booleans only: "32" or true for an integer is a mistake
+Int, Bool = StrictInt, StrictBool
+MAX_WIDTH = 16_384  # embedding and hidden sizes: wider is a typo (1e5 wide: 10^11 parameters)
+MAX_OUTPUT = 10_000  # output tokens per input
+MAX_YAML_BYTES, MAX_YAML_DEPTH = 100_000, 32  # a config: a few KB, three levels (pure-Python
+# YAML reads about 50k tokens a second: 100 KB is at most 2 s)
+MAX_PROBLEMS = 10  # validation problems named in one error
 
 
 class _Section(BaseModel):
@@ -29,17 +40,18 @@ class DataConfig(_Section):
     tokenizer: Literal["char", "word", "sentencepiece"] = "word"
     src_tokenizer: Optional[Literal["char", "word", "sentencepiece"]] = None  # per-side override
     tgt_tokenizer: Optional[Literal["char", "word", "sentencepiece"]] = None
-    lowercase: bool = False
-    vocab_size: int = Field(8000, ge=8)  # sentencepiece pieces per side
+    lowercase: Bool = False
+    vocab_size: Int = Field(8000, ge=8, le=1_000_000)  # sentencepiece pieces per side
     spm_model_type: Literal["unigram", "bpe"] = "unigram"
-    spm_max_sentences: int = Field(1_000_000, ge=100)  # sentences sampled to train sentencepiece
-    min_freq: int = Field(1, ge=1)  # word/char vocabularies
-    max_vocab_size: int = Field(50_000, ge=8)
-    shared_vocab: bool = False
+    # sentences sampled to train sentencepiece
+    spm_max_sentences: Int = Field(1_000_000, ge=100, le=100_000_000)
+    min_freq: Int = Field(1, ge=1)  # word/char vocabularies
+    max_vocab_size: Int = Field(50_000, ge=8, le=10_000_000)
+    shared_vocab: Bool = False
     # tokens; longer training sources are cut to max_src_len, pairs with longer targets skipped
-    max_src_len: int = Field(400, ge=1)
-    max_tgt_len: int = Field(200, ge=1)
-    skip_bad_pairs: bool = True  # False: an empty or over-long training pair is an error
+    max_src_len: Int = Field(400, ge=1, le=100_000)
+    max_tgt_len: Int = Field(200, ge=1, le=100_000)
+    skip_bad_pairs: Bool = True  # False: an empty or over-long training pair is an error
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
@@ -59,17 +71,17 @@ warnings.filterwarnings("ignore", message='Field name "copy"', category=UserWarn
 class ModelConfig(_Section):
     cell: Literal["rnn", "gru", "lstm"] = "lstm"
     attention: Literal["none", "dot", "general", "mlp"] = "mlp"
-    embedding_size: int = Field(256, ge=1)
-    encoder_hidden_size: int = Field(256, ge=1)  # per direction
-    bidirectional: bool = True
-    decoder_hidden_size: int = Field(512, ge=1)
-    layers: int = Field(1, ge=1)  # encoder and decoder
-    input_feeding: bool = True
+    embedding_size: Int = Field(256, ge=1, le=MAX_WIDTH)
+    encoder_hidden_size: Int = Field(256, ge=1, le=MAX_WIDTH)  # per direction
+    bidirectional: Bool = True
+    decoder_hidden_size: Int = Field(512, ge=1, le=MAX_WIDTH)
+    layers: Int = Field(1, ge=1, le=64)  # encoder and decoder
+    input_feeding: Bool = True
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     bridge: Literal["bridge", "last", "zero"] = "bridge"  # decoder initial state
-    tied_embeddings: bool = False  # target embedding = output projection
-    copy: bool = False  # pointer-generator: copy source tokens (See et al., 2017)
-    coverage: bool = False  # coverage vector in the attention score, coverage loss
+    tied_embeddings: Bool = False  # target embedding = output projection
+    copy: Bool = False  # pointer-generator: copy source tokens (See et al., 2017)
+    coverage: Bool = False  # coverage vector in the attention score, coverage loss
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -99,55 +111,56 @@ class TrainingConfig(_Section):
     momentum: float = Field(0.9, ge=0, lt=1)  # sgd
     betas: tuple[float, float] = (0.9, 0.999)
     schedule: Literal["constant", "plateau", "warmup_inverse_sqrt", "cosine"] = "plateau"
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: Int = Field(0, ge=0)
     plateau_factor: float = Field(0.5, gt=0, lt=1)
-    plateau_patience: int = Field(2, ge=0)  # validations without improvement before lr drops
+    plateau_patience: Int = Field(2, ge=0)  # validations without improvement before lr drops
     min_lr: float = Field(1e-5, ge=0)
-    batch_size: int = Field(64, ge=1)  # sentences, used when batch_tokens is not set
-    batch_tokens: Optional[int] = Field(None, ge=1)  # token budget (max(src,tgt) len x sentences)
-    accumulate: int = Field(1, ge=1)  # gradient accumulation steps per update
+    batch_size: Int = Field(64, ge=1, le=1_000_000)  # sentences, when batch_tokens is not set
+    # token budget (max(src,tgt) len x sentences)
+    batch_tokens: Optional[Int] = Field(None, ge=1, le=100_000_000)
+    accumulate: Int = Field(1, ge=1, le=10_000)  # gradient accumulation steps per update
     clip_grad_norm: Optional[float] = Field(5.0, gt=0)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     coverage_weight: float = Field(1.0, ge=0)  # weight of the coverage loss (model.coverage)
-    max_epochs: int = Field(10, ge=1)
-    max_steps: Optional[int] = Field(None, ge=1)
+    max_epochs: Int = Field(10, ge=1)
+    max_steps: Optional[Int] = Field(None, ge=1)
     max_minutes: Optional[float] = Field(None, gt=0)
-    validate_every: int = Field(500, ge=1)  # updates
-    log_every: int = Field(50, ge=1)
+    validate_every: Int = Field(500, ge=1)  # updates
+    log_every: Int = Field(50, ge=1)
     # selects best/, drives the plateau schedule and early stopping; the dev loss is measured on
     # the whole dev set, so it is defined and stable for every kind of output (BLEU of one-line
     # outputs is noise: it kept an undertrained summarizer over a far better one)
     early_stopping_metric: Literal["bleu", "chrf", "loss", "ppl"] = "loss"
     # dev pairs greedy-decoded at each validation for BLEU/chrF (a fixed seeded sample; None: all)
-    dev_sample: Optional[int] = Field(500, ge=1)
-    patience: Optional[int] = Field(None, ge=1)  # validations without improvement before stopping
+    dev_sample: Optional[Int] = Field(500, ge=1)
+    patience: Optional[Int] = Field(None, ge=1)  # validations without improvement before stopping
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    max_nonfinite_updates: int = Field(10, ge=1)  # NaN/inf losses in a row before training stops
-    tensorboard: bool = False
+    max_nonfinite_updates: Int = Field(10, ge=1)  # NaN/inf losses in a row before training stops
+    tensorboard: Bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: Optional[int] = Field(None, ge=1)  # torch intra-op threads (default: torch's choice)
+    threads: Optional[Int] = Field(None, ge=1, le=1024)  # torch intra-op threads (default: torch's)
 
 
 class DecodingConfig(_Section):
     """Decoding settings: the ``decoding`` section, and per call (CLI flags, API keywords, HTTP
     request fields) the same object with overrides (:meth:`override`), checked once here."""
 
-    beam_size: int = Field(5, ge=1)
-    n_best: int = Field(1, ge=1)
-    length_penalty: float = Field(1.0, ge=0)  # GNMT alpha; 0 = none
-    max_len_a: float = Field(1.5, ge=0)  # max output length = a * src_len + b
-    max_len_b: int = Field(10, ge=1)
-    max_len: Optional[int] = Field(None, ge=1)  # a cap on that, in tokens
-    no_repeat_ngram_size: int = Field(0, ge=0)
-    coverage_penalty: float = Field(0.0, ge=0)  # GNMT beta: beam favours covering the source
-    batch_size: int = Field(64, ge=1)
-    max_input_len: Optional[int] = Field(None, ge=1)  # tokens; longer inputs are truncated
-    # (with a warning naming the line); default 4 x data.max_src_len
-    sampling: bool = False
-    temperature: float = Field(1.0, gt=0)
-    top_k: int = Field(0, ge=0)
+    beam_size: Int = Field(5, ge=1, le=1000)
+    n_best: Int = Field(1, ge=1, le=1000)
+    length_penalty: float = Field(1.0, ge=0, le=10)  # GNMT alpha; 0 = none
+    max_len_a: float = Field(1.5, ge=0, le=10)  # max output length = a * src_len + b
+    max_len_b: Int = Field(10, ge=1, le=MAX_OUTPUT)
+    max_len: Optional[Int] = Field(None, ge=1, le=MAX_OUTPUT)  # a cap on that, in tokens
+    no_repeat_ngram_size: Int = Field(0, ge=0, le=100)
+    coverage_penalty: float = Field(0.0, ge=0, le=10)  # GNMT beta: beam favours covering the source
+    batch_size: Int = Field(64, ge=1, le=100_000)
+    # tokens; longer inputs are truncated (with a warning naming the line); default 4 x max_src_len
+    max_input_len: Optional[Int] = Field(None, ge=1, le=100_000)
+    sampling: Bool = False
+    temperature: float = Field(1.0, ge=0.01, le=100)  # outside: logits / t overflow
+    top_k: Int = Field(0, ge=0, le=100_000)
     top_p: float = Field(1.0, gt=0, le=1)
-    seed: Optional[int] = None  # sampling; default: the config's seed
+    seed: Optional[Int] = Field(None, ge=0, le=2**63 - 1)  # sampling; default: top-level seed
 
     @model_validator(mode="after")
     def _check(self) -> "DecodingConfig":
@@ -176,7 +189,7 @@ class DecodingConfig(_Section):
 
 class Config(_Section):
     name: str = "transduce"
-    seed: int = 1
+    seed: Int = Field(1, ge=0, le=2**32 - 1)  # numpy's seeds are 32-bit
     model_dir: Optional[str] = None  # default: runs/<name>
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -209,11 +222,17 @@ def _suggest(key: str, known: Iterable[str]) -> str:
     return f"; did you mean '{guess[0]}'?" if guess else ""
 
 
+_REPR = reprlib.Repr()  # what an error shows of a value: short, whatever its size or sharing
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlong = 40
+
+
 def _format_error(err: ValidationError, source: str | None, what: str = "config key") -> str:
-    """One line per problem: where (``source``: the file, and the input given), the key path, what
-    is wrong, what is allowed. ``source`` None: per-call options, named ``what``."""
-    where, lines = f"{source}: " if source else "", []
-    for e in err.errors():
+    """One line per problem (the first MAX_PROBLEMS): where (``source``: the file, and the input
+    given), the key path, what is wrong, what is allowed. ``source`` None: per-call options,
+    named ``what``."""
+    where, lines, errors = f"{source}: " if source else "", [], err.errors()
+    for e in errors[:MAX_PROBLEMS]:
         path = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             lines.append(f"{where}unknown {what} '{path}'{_suggest(path, _known_keys(Config))}")
@@ -221,9 +240,77 @@ def _format_error(err: ValidationError, source: str | None, what: str = "config 
             given = e.get("input")
             msg = e["msg"].removeprefix("Value error, ")
             # the input given, unless it is a whole section (noise)
-            got = "" if isinstance(given, dict) or not source else f" (got {given!r})"
+            got = "" if isinstance(given, dict) or not source else f" (got {_REPR.repr(given)})"
             lines.append(f"{where}{what} '{path}': {msg}{got}" if path else where + msg)
+    if len(errors) > MAX_PROBLEMS:
+        lines.append(f"and {len(errors) - MAX_PROBLEMS} more problems")
     return "; ".join(lines)
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that a config may not hold (see :class:`_Loader`)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader without what a config never needs and an untrusted file (a
+    model_dir's config.yaml) can abuse: anchors and aliases (a 1 KB alias bomb expands to
+    gigabytes), nesting deeper than MAX_YAML_DEPTH (100k levels overflow the recursive
+    composer), and duplicate keys (the later one silently won)."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _Refused(problem="YAML anchors and aliases (&name, *name) are not allowed in a "
+                           "config; write the values out", problem_mark=event.start_mark)
+        if self.depth >= MAX_YAML_DEPTH:
+            raise _Refused(problem=f"nested more than {MAX_YAML_DEPTH} levels deep; a config "
+                           "holds sections of keys", problem_mark=event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        first: dict[Any, int] = {}  # key -> the line it is on
+        for key_node, _ in node.value:
+            key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line
+            try:
+                if key in first:
+                    raise _Refused(problem=f"duplicate key {_REPR.repr(key)} (first on line "
+                                   f"{first[key] + 1}); keep one of them",
+                                   problem_mark=key_node.start_mark)
+                first[key] = line
+            except TypeError:  # unhashable: the base class says so
+                pass
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(path: str | Path, what: str = "config file") -> Any:
+    """The YAML document in ``path`` (at most MAX_YAML_BYTES, read by :class:`_Loader`); every
+    problem is a one-line :class:`TransduceError` naming the file (and line). Every config file
+    is read with it, a model_dir's ``config.yaml`` included."""
+    path = Path(path)
+    if not path.is_file():
+        raise TransduceError(f"{path}: {what} not found; check the path")
+    with open(path, "rb") as f:
+        data = f.read(MAX_YAML_BYTES + 1)
+    if len(data) > MAX_YAML_BYTES:
+        raise TransduceError(f"{path}: over {MAX_YAML_BYTES} bytes, too large for a {what}; "
+                             "check the path")
+    try:
+        return yaml.load(data.decode("utf-8"), Loader=_Loader)
+    except UnicodeDecodeError as e:
+        raise TransduceError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except _Refused as e:
+        raise TransduceError(f"{path}: line {e.problem_mark.line + 1}: {e.problem}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise TransduceError(f"{path}:{where}: invalid YAML ({getattr(e, 'problem', e)}); "
+                             "fix the syntax there") from None
 
 
 def _parse_set(item: str) -> tuple[str, Any]:
@@ -233,7 +320,7 @@ def _parse_set(item: str) -> tuple[str, Any]:
         raise TransduceError(f"--set {item!r}: expected KEY=VALUE, e.g. training.lr=3e-4")
     key, text = (part.strip() for part in item.split("=", 1))
     try:
-        return key, yaml.safe_load(text) if text != "" else ""
+        return key, yaml.load(text, Loader=_Loader) if text != "" else ""
     except yaml.YAMLError:
         return key, text
 
@@ -265,21 +352,10 @@ def load_config(source: str | Path | dict | None = None,
     elif isinstance(source, dict):
         raw = dict(source)
     else:
-        path = Path(source)
-        name = str(path)
-        if not path.is_file():
-            raise TransduceError(f"{path}: config file not found; check the path")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except UnicodeDecodeError as e:
-            raise TransduceError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise TransduceError(f"{path}:{where}: invalid YAML ({getattr(e, 'problem', e)}); "
-                                 "fix the syntax there") from None
+        name = str(source)
+        raw = load_yaml(source) or {}
         if not isinstance(raw, dict):
-            raise TransduceError(f"{path}: the config must be a YAML mapping of sections")
+            raise TransduceError(f"{source}: the config must be a YAML mapping of sections")
     raw = apply_overrides(raw, overrides)
     try:
         return Config.model_validate(raw)
@@ -287,5 +363,11 @@ def load_config(source: str | Path | dict | None = None,
         raise TransduceError(_format_error(e, name)) from None
 
 
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:  # never &/*: the loader refuses them
+        return True
+
+
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    Path(path).write_text(yaml.dump(config.to_dict(), Dumper=_Dumper, sort_keys=False),
+                          encoding="utf-8")

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
-import logging
 import math
+import os
 import sys
 from importlib import resources
 from typing import Any
@@ -28,13 +27,12 @@ except ImportError as e:  # pragma: no cover - depends on the environment
                          "is missing): pip install 'transduce[serve]'") from e
 
 from transduce.serve.batcher import Batcher, Overloaded
+from transduce.serve.front_door import (LOOPBACK_NAMES, FrontDoor, check_token, is_loopback,
+                                        listen)
 from transduce.serve.metrics import MeasureMiddleware, Metrics
 from transduce.serve.requests import (EXCEPTION_HANDLERS, ApiError, Limits, SafeJSONResponse,
                                       TranslateRequest, parse_request, read_body, resolve_options)
 
-log = logging.getLogger("transduce.serve")
-
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 PAGE_HEADERS = {  # the page may load nothing from anywhere but this server
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
@@ -44,12 +42,17 @@ PAGE_HEADERS = {  # the page may load nothing from anywhere but this server
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the format generate_latest writes
 
 
-def create_app(translator, *, model_name: str | None = None, **limits) -> FastAPI:
+def create_app(translator, *, model_name: str | None = None,
+               hosts: frozenset[str] = LOOPBACK_NAMES, token: str | None = None,
+               **limits) -> FastAPI:
     """A FastAPI app serving ``translator`` (a :class:`transduce.Translator`).
 
-    Keyword arguments override the fields of :class:`Limits` (e.g. ``max_inputs=8``,
-    ``max_wait_ms=10``, ``batching=False``).
+    ``hosts``: the names a request's Host header may give besides IP addresses (``{"*"}``: any);
+    ``token``: if given, every endpoint but the page needs ``Authorization: Bearer <token>``
+    (:class:`FrontDoor`). Other keyword arguments override the fields of :class:`Limits` (e.g.
+    ``max_inputs=8``, ``max_wait_ms=10``, ``batching=False``).
     """
+    check_token(token)
     limits = Limits(**limits)
     metrics = Metrics()
     batcher = Batcher(translator, metrics, max_batch_size=limits.max_batch_size,
@@ -73,7 +76,8 @@ def create_app(translator, *, model_name: str | None = None, **limits) -> FastAP
     app = FastAPI(title="transduce", version=__version__, lifespan=lifespan, docs_url=None,
                   redoc_url=None, default_response_class=SafeJSONResponse,
                   exception_handlers=EXCEPTION_HANDLERS)
-    app.add_middleware(MeasureMiddleware, metrics=metrics)
+    app.add_middleware(FrontDoor, hosts=hosts, token=token)
+    app.add_middleware(MeasureMiddleware, metrics=metrics)  # the outer one: it counts all
     app.state.translator, app.state.limits = translator, limits
     app.state.metrics, app.state.batcher = metrics, batcher
 
@@ -144,38 +148,38 @@ def attention_json(result: Result | None) -> dict[str, Any]:
     return out
 
 
-def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` keeps the server reachable from this machine only."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, device: str = "auto",
-          threads: int | None = None, log_level: str = "info", **limits) -> None:
+          threads: int | None = None, log_level: str = "info", allow_hosts=(),
+          token: str | None = None, **limits) -> None:
     """Load ``model_dir`` and serve it with uvicorn until interrupted.
 
     ``threads`` sets torch's intra-op threads (on a busy machine 1 is often fastest: the event
-    loop needs a core too); other keyword arguments are :class:`Limits` fields.
+    loop needs a core too); requests may name the server ``host``, a loopback name or one of
+    ``allow_hosts``; ``token`` (default: ``$TRANSDUCE_TOKEN``) is required of them if given;
+    other keyword arguments are :class:`Limits` fields.
     """
     import uvicorn
 
     from transduce.api import load
 
-    if threads:
-        torch.set_num_threads(threads)
-    if not is_loopback(host):
-        msg = (f"warning: binding to {host} makes the server reachable from other machines; "
-               "it has no authentication. Use --host 127.0.0.1 to keep it local.")
-        print(msg, file=sys.stderr, flush=True)
-        log.warning(msg)
-    translator = load(model_dir, device=device)
-    app = create_app(translator, **limits)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"serving {model_dir} at http://{shown}:{port}/ (Ctrl+C to stop)", file=sys.stderr,
-          flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+    token = token or os.environ.get("TRANSDUCE_TOKEN") or None
+    check_token(token)
+    sock = listen(host, port)  # before the model loads: a port in use fails at once
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        if not is_loopback(host) and not token:
+            print(f"warning: binding to {host} makes the server reachable from other machines, "
+                  "and it has no token: anyone who reaches it can use it. Set TRANSDUCE_TOKEN "
+                  "(or --token) to require one, or use --host 127.0.0.1 to keep it local.",
+                  file=sys.stderr, flush=True)
+        app = create_app(load(model_dir, device=device), token=token,
+                         hosts=LOOPBACK_NAMES | {host.strip("[]").lower(), *allow_hosts}, **limits)
+        shown, port = f"[{host}]" if ":" in host else host, sock.getsockname()[1]  # port 0: any
+        print(f"serving {model_dir} at http://{shown}:{port}/ (Ctrl+C to stop)"
+              + ("; the page needs the token: open it as /#token=<token>" if token else ""),
+              file=sys.stderr, flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False,
+                                      timeout_graceful_shutdown=5)).run(sockets=[sock])
+    finally:
+        sock.close()

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from typing import Any, Optional, Sequence
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, create_model
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from transduce.config import DecodingConfig
 from transduce.errors import TransduceError
 
+log = logging.getLogger("transduce.serve")
+
 SAMPLING_ONLY = ("temperature", "top_k", "top_p", "seed")
+SETTINGS = ("beam_size", "n_best", "max_len", "sampling", "temperature", "top_k", "top_p",
+            "length_penalty", "no_repeat_ngram_size", "seed")  # what a request may set
+MAX_DETAILS, MAX_LOC = 20, 64  # error details per reply, characters per field name in them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,22 +39,26 @@ class Limits:
     max_queue: int = 1024  # sentences waiting; more answers 503
     batching: bool = True  # False: each request is decoded alone, one after another
 
+    def __post_init__(self):
+        if not 0 <= self.max_wait_ms <= 60_000:  # NaN too
+            raise TransduceError(f"max_wait_ms must be 0 to 60000, got {self.max_wait_ms}")
 
-class TranslateRequest(BaseModel):
-    """The body of ``POST /translate``. Unset settings come from the model's ``decoding`` config."""
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    text: list[str]
-    beam_size: Optional[int] = Field(None, ge=1)
-    n_best: int = Field(1, ge=1)
-    max_len: Optional[int] = Field(None, ge=1)
-    sampling: Optional[bool] = None
-    temperature: Optional[float] = Field(None, ge=0.01, le=100)
-    top_k: Optional[int] = Field(None, ge=0, le=100_000)
-    top_p: Optional[float] = Field(None, gt=0, le=1)
-    length_penalty: Optional[float] = Field(None, ge=0, le=10)
-    no_repeat_ngram_size: Optional[int] = Field(None, ge=0, le=100)
-    seed: Optional[int] = Field(None, ge=0, le=2**63 - 1)
+def _setting(name: str) -> tuple[Any, Any]:
+    """The request field for the setting ``name``: :class:`DecodingConfig`'s type and bounds,
+    unset (None: the config decides) but for n_best, 1 unless asked (not the config's)."""
+    field = DecodingConfig.model_fields[name]
+    bounds = {k: v for m in field.metadata for k, v in dataclasses.asdict(m).items()}
+    default = 1 if name == "n_best" else None
+    return field.annotation if default else Optional[field.annotation], Field(default, **bounds)
+
+
+TranslateRequest = create_model(
+    "TranslateRequest", __module__=__name__,
+    __doc__="The body of ``POST /translate``. Unset settings come from the model's ``decoding`` "
+            "config.",
+    __config__=ConfigDict(extra="forbid", strict=True, allow_inf_nan=False),
+    text=(list[str], ...), **{name: _setting(name) for name in SETTINGS})
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -57,10 +68,16 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     if length.isdigit() and int(length) > max_bytes:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise too_large
+    except ClientDisconnect:  # the client's mistake (or its user's Ctrl+C), not the server's
+        log.info("%s %s: the client went away after %d bytes of its body", request.method,
+                 request.url.path, len(body))
+        raise ApiError(400, "client_disconnected", "the connection closed before the whole "
+                       "body arrived") from None
     return bytes(body)
 
 
@@ -77,14 +94,15 @@ def parse_request(body: bytes, limits: Limits) -> TranslateRequest:
                else "not UTF-8 text" if isinstance(e, UnicodeDecodeError)
                else "nested too deeply" if isinstance(e, RecursionError) else str(e))
         raise ApiError(400, "malformed_json", f"body is not valid JSON: {msg}") from None
+    texts = data.get("text") if isinstance(data, dict) else None
+    if isinstance(texts, list) and len(texts) > limits.max_inputs:  # before checking each one
+        raise ApiError(413, "too_many_inputs",
+                       f"{len(texts)} inputs; at most {limits.max_inputs} per request")
     try:
         req = TranslateRequest.model_validate(data)
     except ValidationError as e:
         raise ApiError(422, "validation_error", "invalid request",
                        validation_details(e.errors())) from None
-    if len(req.text) > limits.max_inputs:
-        raise ApiError(413, "too_many_inputs",
-                       f"{len(req.text)} inputs; at most {limits.max_inputs} per request")
     for i, t in enumerate(req.text):
         if len(t) > limits.max_chars:
             raise ApiError(413, "input_too_long",
@@ -156,9 +174,10 @@ class ApiError(Exception):
 
 
 def validation_details(errors: Sequence[dict]) -> list[dict]:
-    """Pydantic errors -> details: field path and message only, never the offending input."""
-    return [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
-             "msg": str(e.get("msg", ""))} for e in errors]
+    """Pydantic errors -> details: field path and message only, never the offending input (the
+    first MAX_DETAILS, field names cut to MAX_LOC characters: a reply stays small)."""
+    return [{"loc": [p if isinstance(p, int) else str(p)[:MAX_LOC] for p in e.get("loc", ())],
+             "msg": str(e.get("msg", ""))} for e in errors[:MAX_DETAILS]]
 
 
 async def _error_json(request: Request, e: Exception) -> SafeJSONResponse:

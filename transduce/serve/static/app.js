@@ -5,6 +5,19 @@
 
 const $ = (id) => document.getElementById(id);
 
+// A server started with a token (transduce serve --token, or TRANSDUCE_TOKEN) is opened as
+// http://HOST:PORT/#token=TOKEN: the token is kept for this tab and taken out of the address bar
+// (a #fragment never reaches the server or its logs), then sent with every request.
+const token = (() => {
+  const m = location.hash.match(/[#&]token=([^&]*)/);
+  if (m) {
+    sessionStorage.setItem("transduce-token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("transduce-token");
+})();
+const auth = (headers = {}) => (token ? { ...headers, Authorization: `Bearer ${token}` } : headers);
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -35,7 +48,7 @@ async function translate(event) {
   try {
     const response = await fetch("/translate?attention=true", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: auth({ "Content-Type": "application/json" }),
       body: JSON.stringify({ text: lines, ...settings() }),
     });
     const data = await response.json();
@@ -113,7 +126,7 @@ function result(att, text) {
 
 async function showModel() {
   try {
-    const health = await (await fetch("/health")).json();
+    const health = await (await fetch("/health", { headers: auth() })).json();
     const m = health.model;
     $("model").textContent = `${m.name} · ${m.cell.toUpperCase()} · ${m.attention} attention · ` +
       `${(m.parameters / 1e6).toFixed(2)}M parameters · ${m.device}`;
