@@ -33,8 +33,9 @@ def tiny_config(data_dir: Path, model_dir: Path, **sections) -> dict:
         "model_dir": str(model_dir),
         "data": {"train": str(data_dir / "train"), "dev": str(data_dir / "dev"),
                  "tokenizer": "word"},
+        # copy and coverage fixed off: reversal copies every token, so auto would switch copy on
         "model": {"embedding_size": 16, "encoder_hidden_size": 16, "decoder_hidden_size": 24,
-                  "dropout": 0.0},
+                  "dropout": 0.0, "copy": False, "coverage": False},
         "training": {"batch_size": 32, "max_steps": 30, "validate_every": 15, "log_every": 5,
                      "lr": 0.01},
         "decoding": {"beam_size": 3, "batch_size": 16},

@@ -209,7 +209,7 @@ def test_the_dev_set_may_change_on_resume(trained, reverse_data, tmp_path):
 def test_sizes_in_config_yaml_are_checked_against_the_weights_before_allocating(
         trained, tmp_path, capsys, monkeypatch):
     model_dir, _ = _copy(trained, tmp_path)
-    _edit_config(model_dir, "model", encoder_hidden_size=100_000)
+    _edit_config(model_dir, "model", encoder_hidden_size=16_384)
     real = md.build_model
 
     def build_model(*a, **k):
@@ -222,7 +222,7 @@ def test_sizes_in_config_yaml_are_checked_against_the_weights_before_allocating(
     assert time.perf_counter() - tic < 30
     msg = _error(capsys)
     assert "best/model.safetensors: weights do not match the model in config.yaml" in msg
-    assert "size mismatch for encoder." in msg and "[400000, 16] in the model" in msg
+    assert "size mismatch for encoder." in msg and "[65536, 16] in the model" in msg
 
 
 def _rewrite_weights(model_dir: Path, change) -> None:
@@ -291,7 +291,7 @@ def test_meta_json_nested_deep_is_a_one_line_error(trained, tmp_path, capsys):
 
 def test_decoding_lengths_from_config_yaml_are_capped(trained, tmp_path):
     model_dir, _ = _copy(trained, tmp_path)
-    _edit_config(model_dir, "decoding", max_len_b=100_000_000)
+    _edit_config(model_dir, "decoding", max_len_b=10_000)
     model = transduce.load(model_dir)
     assert model.config.decoding.max_len == 4 * 200  # 4 x data.max_tgt_len, like the inputs
     assert len(model.translate(["w1 w2 w3"], beam_size=2)) == 1
@@ -330,7 +330,7 @@ def case_foreign_files(c) -> list[str]:
 
 
 def case_model_size(c) -> list[str]:
-    _edit_config(c.model_dir, "model", encoder_hidden_size=100_000)
+    _edit_config(c.model_dir, "model", encoder_hidden_size=16_384)
     return _translate_args(c)
 
 

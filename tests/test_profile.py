@@ -1,6 +1,8 @@
 """The corpus profile and the ``model.copy: auto`` decision, on generated data of both kinds."""
 from __future__ import annotations
 
+import logging
+
 from transduce.data.generate import date_pairs, rename_pairs
 from transduce.data.profile import COPY_OVERLAP, decide_copy, profile
 
@@ -35,3 +37,39 @@ def test_the_sample_is_fixed_by_the_seed_and_empty_pairs_are_left_out():
     src, tgt = _split(rename_pairs(5000, seed=4))
     assert profile(src, tgt) == profile(src, tgt)
     assert profile(["", "a b"], ["x", "a"]).pairs == 1
+
+
+def _trainer(tmp_path, task, **model):
+    from transduce.config import load_config
+    from transduce.data.generate import write_task
+    from transduce.training.trainer import Trainer
+
+    data = write_task(task, tmp_path / task, {"train": 300, "dev": 20})
+    cfg = load_config({"model_dir": str(tmp_path / f"model-{task}"),
+                       "data": {"train": f"{data}/train", "dev": f"{data}/dev"},
+                       "model": {"embedding_size": 8, "encoder_hidden_size": 8,
+                                 "decoder_hidden_size": 8, **model}})
+    trainer = Trainer(cfg)
+    trainer._close_log()
+    return trainer
+
+
+def test_the_trainer_decides_copy_auto_both_ways_logs_why_and_records_it(tmp_path, caplog):
+    import yaml
+
+    with caplog.at_level(logging.INFO, logger="transduce"):
+        on = _trainer(tmp_path, "rename")
+        off = _trainer(tmp_path, "dates")
+    assert (on.cfg.model.copy, on.cfg.model.coverage) == (True, True) and on.model.copy
+    assert (off.cfg.model.copy, off.cfg.model.coverage) == (False, False) and not off.model.copy
+    assert "model.copy: auto -> true, model.coverage: auto -> true (100 % of target" in caplog.text
+    assert "model.copy: auto -> false" in caplog.text
+    saved = yaml.safe_load((tmp_path / "model-rename" / "config.yaml").read_text())
+    assert saved["model"]["copy"] is True and saved["model"]["coverage"] is True
+
+
+def test_settings_the_user_gave_are_kept(tmp_path):
+    t = _trainer(tmp_path, "rename", copy=True, coverage=False)
+    assert (t.cfg.model.copy, t.cfg.model.coverage) == (True, False)
+    t = _trainer(tmp_path, "rename", attention="dot")  # coverage needs mlp attention
+    assert (t.cfg.model.copy, t.cfg.model.coverage) == (True, False)

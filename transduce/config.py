@@ -9,7 +9,7 @@ import difflib
 import reprlib
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Literal, Optional
+from typing import Any, Iterable, Literal, Optional, Union
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError,
@@ -80,8 +80,12 @@ class ModelConfig(_Section):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     bridge: Literal["bridge", "last", "zero"] = "bridge"  # decoder initial state
     tied_embeddings: Bool = False  # target embedding = output projection
-    copy: Bool = False  # pointer-generator: copy source tokens (See et al., 2017)
-    coverage: Bool = False  # coverage vector in the attention score, coverage loss
+    # pointer-generator: copy source tokens (See et al., 2017); coverage: a coverage vector in
+    # the attention score and the coverage loss. auto (the default): the trainer decides from a
+    # sample of the training pairs (data/profile.py: copy when targets reuse source tokens,
+    # coverage too when targets are much shorter) and config.yaml records what it chose
+    copy: Union[Bool, Literal["auto"]] = "auto"
+    coverage: Union[Bool, Literal["auto"]] = "auto"
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -90,10 +94,10 @@ class ModelConfig(_Section):
             raise ValueError(
                 f"model.bridge=last needs the encoder output size ({enc_out}) to equal "
                 f"model.decoder_hidden_size ({self.decoder_hidden_size}); use bridge: bridge")
-        if self.copy and self.attention == "none":
+        if self.copy is True and self.attention == "none":
             raise ValueError("model.copy copies through attention; set model.attention to mlp, "
                              "general or dot")
-        if self.coverage and self.attention != "mlp":
+        if self.coverage is True and self.attention != "mlp":
             raise ValueError(f"model.coverage needs model.attention: mlp (got "
                              f"{self.attention}); set attention: mlp or coverage: false")
         if self.tied_embeddings and self.embedding_size != self.decoder_hidden_size:

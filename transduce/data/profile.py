@@ -7,8 +7,13 @@ Measured on whitespace tokens of the raw lines, so the decision does not depend 
 """
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
+
+from transduce.config import Config
+
+log = logging.getLogger("transduce")
 
 SAMPLE = 2000  # pairs: enough for shares within about ±2 %
 
@@ -56,3 +61,20 @@ def decide_copy(p: Profile) -> tuple[bool, bool, str]:
         return True, True, (f"{share}, and targets are {p.length_ratio:.2f}x as long as sources "
                             f"(< {COVERAGE_RATIO}): copy and coverage on")
     return True, False, f"{share}: copy on"
+
+
+def resolve_auto(config: Config, src: list[str], tgt: list[str]) -> Config:
+    """``config`` with ``model.copy`` / ``model.coverage: auto`` decided from the training pairs
+    (:func:`decide_copy`; coverage needs mlp attention), logged with the reason. Settings the
+    user gave stay as they are; the result is what config.yaml records."""
+    m = config.model
+    if "auto" not in (m.copy, m.coverage):
+        return config
+    p = profile(src, tgt)
+    copy, coverage, why = decide_copy(p)
+    copy = copy and m.attention != "none" if m.copy == "auto" else m.copy
+    coverage = coverage and copy and m.attention == "mlp" if m.coverage == "auto" else m.coverage
+    log.info("model.copy: auto -> %s, model.coverage: auto -> %s (%s, in %d sampled pairs)",
+             str(copy).lower(), str(coverage).lower(), why, p.pairs)
+    return config.model_copy(update={"model": m.model_copy(update={"copy": copy,
+                                                                  "coverage": coverage})})

@@ -29,8 +29,8 @@ class Seq2Seq(nn.Module):
         self.decoder = Decoder(tgt_vocab_size, cfg.embedding_size, cfg.decoder_hidden_size,
                                self.encoder.output_size, cfg.cell, cfg.layers, cfg.attention,
                                cfg.input_feeding, cfg.dropout, cfg.bridge, cfg.tied_embeddings,
-                               cfg.copy, cfg.coverage)
-        self.copy = cfg.copy
+                               cfg.copy is True, cfg.coverage is True)
+        self.copy = cfg.copy is True  # "auto" is decided by the trainer; undecided it is off
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -25,6 +25,7 @@ from transduce.config import Config, save_config
 from transduce.data.batching import Batch, Pairs, attention_cost, batch_indices, warn_oversized
 from transduce.data.codec import build_codecs, has_codecs, load_codecs
 from transduce.data.corpus import read_corpora
+from transduce.data.profile import resolve_auto
 from transduce.decode.translator import Translator
 from transduce.errors import TransduceError
 from transduce.model.seq2seq import build_model
@@ -57,6 +58,7 @@ class Trainer:
 
         # ---- data (read before model_dir is touched) --------------------------------------
         (train_src, train_tgt), src_path, dev = read_corpora(config.data)
+        config = self.cfg = resolve_auto(config, train_src, train_tgt)  # model.copy: auto
 
         # ---- model_dir (under torchrun: rank 0 alone, the other ranks wait for it) ------------
         self.world = distributed.init(md.pick_device(config.training.device))
