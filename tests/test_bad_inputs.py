@@ -504,7 +504,7 @@ def test_an_input_line_far_over_the_maximum_is_truncated_with_a_warning(trained,
     data.max_src_len) are cut to that length with one warning naming the line; every input
     still gets exactly one output line."""
     model_dir, cfg = trained
-    limit = 4 * 400
+    limit = 4 * 100
     huge = " ".join(f"w{i % 10}" for i in range(limit * 25))  # 10,000 tokens
     (tmp_path / "in.txt").write_text(f"w1 w2\n{huge}\n\nw3\n")
     assert main(["translate", str(model_dir), "-i", str(tmp_path / "in.txt"), "-o",

@@ -129,8 +129,8 @@ def test_peak_memory_with_long_lines_stays_near_short_lines(reverse_data, tmp_pa
 
 def test_default_settings_cut_long_sources_and_skip_long_targets_with_a_warning(tmp_path,
                                                                                 caplog):
-    """With the default data.max_src_len (400) a 1,000-token source is cut to 400 tokens and
-    kept; with the default max_tgt_len (200) a pair with a 1,000-token target is skipped. Both
+    """With the default data.max_src_len (100) a 1,000-token source is cut to 100 tokens and
+    kept; with the default max_tgt_len (100) a pair with a 1,000-token target is skipped. Both
     are counted with their share of the data, a warning past 1 %."""
     from transduce.training.trainer import Trainer
 
@@ -144,19 +144,19 @@ def test_default_settings_cut_long_sources_and_skip_long_targets_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="transduce"):
         trainer = Trainer(cfg)
     trainer._close_log()
-    assert len(trainer.data.src) == 29 and max(trainer.data.src_lens) == 400
+    assert len(trainer.data.src) == 29 and max(trainer.data.src_lens) == 100
     assert max(trainer.data.tgt_lens) == SHORT
-    assert ("of 30 training pairs, 1 sources were cut to data.max_src_len=400 tokens and 1 pairs "
-            f"skipped (0 empty, 1 with targets over data.max_tgt_len=200; first at {train}.src:21)"
+    assert ("of 30 training pairs, 1 sources were cut to data.max_src_len=100 tokens and 1 pairs "
+            f"skipped (0 empty, 1 with targets over data.max_tgt_len=100; first at {train}.src:21)"
             ": 6.7 % of the data") in caplog.text
 
 
 def test_under_one_percent_is_an_info_line_not_a_warning(tmp_path, caplog):
     from transduce.data.corpus import filter_pairs
 
-    src = [["w"] * (500 if i == 0 else 5) for i in range(200)]
+    src = [["w"] * (150 if i == 0 else 5) for i in range(200)]
     with caplog.at_level(logging.INFO, logger="transduce"):
-        keep, stats = filter_pairs(src, [["w"]] * 200, 400, 200, "t.src")
+        keep, stats = filter_pairs(src, [["w"]] * 200, 100, 100, "t.src")
     assert len(keep) == 200 and stats.truncated == 1 and stats.skipped == 0
     (record,) = [r for r in caplog.records if "sources were cut" in r.getMessage()]
     assert record.levelno == logging.INFO and "0.5 % of the data" in record.getMessage()

@@ -293,7 +293,7 @@ def test_decoding_lengths_from_config_yaml_are_capped(trained, tmp_path):
     model_dir, _ = _copy(trained, tmp_path)
     _edit_config(model_dir, "decoding", max_len_b=10_000)
     model = transduce.load(model_dir)
-    assert model.config.decoding.max_len == 4 * 200  # 4 x data.max_tgt_len, like the inputs
+    assert model.config.decoding.max_len == 4 * 100  # 4 x data.max_tgt_len, like the inputs
     assert len(model.translate(["w1 w2 w3"], beam_size=2)) == 1
     _edit_config(model_dir, "data", max_tgt_len=100_000)
     assert transduce.load(model_dir).config.decoding.max_len == md.MAX_OUTPUT_LEN

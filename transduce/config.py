@@ -49,8 +49,8 @@ class DataConfig(_Section):
     max_vocab_size: Int = Field(50_000, ge=8, le=10_000_000)
     shared_vocab: Bool = False
     # tokens; longer training sources are cut to max_src_len, pairs with longer targets skipped
-    max_src_len: Int = Field(400, ge=1, le=100_000)
-    max_tgt_len: Int = Field(200, ge=1, le=100_000)
+    max_src_len: Int = Field(100, ge=1, le=100_000)
+    max_tgt_len: Int = Field(100, ge=1, le=100_000)
     skip_bad_pairs: Bool = True  # False: an empty or over-long training pair is an error
 
     @model_validator(mode="after")
