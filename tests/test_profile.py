@@ -64,6 +64,7 @@ def test_the_trainer_decides_copy_auto_both_ways_logs_why_and_records_it(tmp_pat
     assert (off.cfg.model.copy, off.cfg.model.coverage) == (False, False) and not off.model.copy
     assert "model.copy: auto -> true, model.coverage: auto -> true (100 % of target" in caplog.text
     assert "model.copy: auto -> false" in caplog.text
+    assert "model.copy: auto -> true" in (tmp_path / "model-rename" / "train.log").read_text()
     saved = yaml.safe_load((tmp_path / "model-rename" / "config.yaml").read_text())
     assert saved["model"]["copy"] is True and saved["model"]["coverage"] is True
 

@@ -7,13 +7,10 @@ Measured on whitespace tokens of the raw lines, so the decision does not depend 
 """
 from __future__ import annotations
 
-import logging
 import random
 from dataclasses import dataclass
 
 from transduce.config import Config
-
-log = logging.getLogger("transduce")
 
 SAMPLE = 2000  # pairs: enough for shares within about ±2 %
 
@@ -63,18 +60,19 @@ def decide_copy(p: Profile) -> tuple[bool, bool, str]:
     return True, False, f"{share}: copy on"
 
 
-def resolve_auto(config: Config, src: list[str], tgt: list[str]) -> Config:
+def resolve_auto(config: Config, src: list[str], tgt: list[str]) -> tuple[Config, str]:
     """``config`` with ``model.copy`` / ``model.coverage: auto`` decided from the training pairs
-    (:func:`decide_copy`; coverage needs mlp attention), logged with the reason. Settings the
-    user gave stay as they are; the result is what config.yaml records."""
+    (:func:`decide_copy`; coverage needs mlp attention), and the decision with its reason for the
+    log ("" when nothing was auto). Settings the user gave stay as they are; the result is what
+    config.yaml records."""
     m = config.model
     if "auto" not in (m.copy, m.coverage):
-        return config
+        return config, ""
     p = profile(src, tgt)
     copy, coverage, why = decide_copy(p)
     copy = copy and m.attention != "none" if m.copy == "auto" else m.copy
     coverage = coverage and copy and m.attention == "mlp" if m.coverage == "auto" else m.coverage
-    log.info("model.copy: auto -> %s, model.coverage: auto -> %s (%s, in %d sampled pairs)",
-             str(copy).lower(), str(coverage).lower(), why, p.pairs)
+    note = (f"model.copy: auto -> {str(copy).lower()}, model.coverage: auto -> "
+            f"{str(coverage).lower()} ({why}, in {p.pairs} sampled pairs)")
     return config.model_copy(update={"model": m.model_copy(update={"copy": copy,
-                                                                  "coverage": coverage})})
+                                                                  "coverage": coverage})}), note

@@ -58,7 +58,8 @@ class Trainer:
 
         # ---- data (read before model_dir is touched) --------------------------------------
         (train_src, train_tgt), src_path, dev = read_corpora(config.data)
-        config = self.cfg = resolve_auto(config, train_src, train_tgt)  # model.copy: auto
+        config, self.auto_note = resolve_auto(config, train_src, train_tgt)  # model.copy: auto
+        self.cfg = config
 
         # ---- model_dir (under torchrun: rank 0 alone, the other ranks wait for it) ------------
         self.world = distributed.init(md.pick_device(config.training.device))
@@ -86,6 +87,8 @@ class Trainer:
     def _setup(self, train_src: list[str], train_tgt: list[str], src_path: Path,
                dev: tuple[list[str], list[str]] | None) -> None:
         config, t, d = self.cfg, self.cfg.training, self.cfg.data
+        if self.auto_note:
+            log.info(self.auto_note)  # here, so that train.log holds it too
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = distributed.rank_device(md.pick_device(t.device), self.world)
