@@ -367,15 +367,7 @@ class FairseqSystem:
         run_dir.mkdir(parents=True)
         data_bin, prep = self.prepare(corpus, minutes, run_dir)
         m = peers.MODEL
-        cmd = [self.fs.bin("fairseq-train"), data_bin, "--task", "translation",
-               "--source-lang", "src", "--target-lang", "tgt", "--arch", "lstm",
-               "--encoder-embed-dim", m["emb"], "--encoder-hidden-size", m["enc"],
-               "--encoder-layers", 1, "--encoder-bidirectional",
-               "--decoder-embed-dim", m["emb"], "--decoder-hidden-size", m["dec"],
-               "--decoder-layers", 1, "--decoder-out-embed-dim", m["dec"],
-               "--dropout", m["dropout"], "--optimizer", "adam", "--lr", m["lr"],
-               "--batch-size", m["batch"], "--criterion", "cross_entropy", "--cpu",
-               "--seed", 1, "--stop-time-hours", minutes / 60,
+        cmd = [self.fs.bin("fairseq-train"), data_bin, *peers.fairseq_lstm(m, minutes),
                "--skip-invalid-size-inputs-valid-test",
                "--save-dir", run_dir / "model", "--no-epoch-checkpoints",
                "--log-format", "json", "--log-interval", 25]

@@ -82,6 +82,19 @@ def steady(values: list[float]) -> float | None:
     return statistics.median(values[skip:])
 
 
+def fairseq_lstm(m: dict, minutes: float) -> list:
+    """``fairseq-train`` options of the benchmark model ``m`` (MODEL): fairseq's LSTM at the same
+    sizes, Adam, plain cross-entropy, CPU, seed 1, a budget of ``minutes``."""
+    return ["--task", "translation",
+            "--source-lang", "src", "--target-lang", "tgt", "--arch", "lstm",
+            "--encoder-embed-dim", m["emb"], "--encoder-hidden-size", m["enc"],
+            "--encoder-layers", 1, "--encoder-bidirectional",
+            "--decoder-embed-dim", m["emb"], "--decoder-hidden-size", m["dec"],
+            "--decoder-layers", 1, "--decoder-out-embed-dim", m["dec"],
+            "--dropout", m["dropout"], "--optimizer", "adam", "--lr", m["lr"],
+            "--batch-size", m["batch"], "--criterion", "cross_entropy", "--cpu",
+            "--seed", 1, "--stop-time-hours", minutes / 60]
+
 class PeakMemory:
     """Polls /proc for the summed PSS of a process and its descendants; keeps the peak (MiB).
 
@@ -440,15 +453,8 @@ class Fairseq(System):
         # Padding: fairseq sorts by length and takes 64 consecutive sentences per batch;
         # pad_frac replays that rule on the training targets.
         m, data_bin = MODEL, self.binarize()
-        cmd = [self.bin("fairseq-train"), data_bin, "--task", "translation",
-               "--source-lang", "src", "--target-lang", "tgt", "--arch", "lstm",
-               "--encoder-embed-dim", m["emb"], "--encoder-hidden-size", m["enc"],
-               "--encoder-layers", 1, "--encoder-bidirectional",
-               "--decoder-embed-dim", m["emb"], "--decoder-hidden-size", m["dec"],
-               "--decoder-layers", 1, "--decoder-out-embed-dim", m["dec"],
-               "--dropout", m["dropout"], "--optimizer", "adam", "--lr", m["lr"],
-               "--batch-size", m["batch"], "--criterion", "cross_entropy", "--cpu",
-               "--seed", 1, "--stop-time-hours", minutes / 60, "--disable-validation",
+        cmd = [self.bin("fairseq-train"), data_bin, *fairseq_lstm(m, minutes),
+               "--disable-validation",
                "--save-dir", self.run_dir / "model", "--no-epoch-checkpoints",
                "--log-format", "json", "--log-interval", 25]
         out = self.run_dir / "train.out"
