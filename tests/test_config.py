@@ -144,14 +144,14 @@ def test_error_messages_stay_short_whatever_the_value(tmp_path):
 
 
 def test_the_model_dir_loader_reads_config_yaml_with_the_bounded_loader(tmp_path):
-    from transduce import config
+    from transduce import config, yaml_io
 
     (tmp_path / "config.yaml").write_text(BOMB)
-    for load in (config.load_yaml, config.load_config):  # model_dir.load_model: load_config
+    for load in (yaml_io.load_yaml, config.load_config):  # model_dir.load_model: load_config
         with pytest.raises(TransduceError, match="config.yaml: line 1: YAML anchors and aliases"):
             load(tmp_path / "config.yaml")
     with pytest.raises(TransduceError, match="meta.yaml: metadata not found; check the path"):
-        config.load_yaml(tmp_path / "meta.yaml", "metadata")
+        yaml_io.load_yaml(tmp_path / "meta.yaml", "metadata")
 
 
 def test_saved_configs_never_hold_aliases(tmp_path):

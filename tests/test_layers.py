@@ -13,7 +13,7 @@ import transduce
 ROOT = Path(transduce.__file__).parent
 # lowest first; a module may import from its own layer and the layers below it
 LAYERS = [
-    ["errors"],
+    ["errors", "yaml_io"],
     ["config"],
     ["data", "evaluate", "plot"],
     ["model"],

@@ -1,4 +1,5 @@
-"""The one configuration schema: pydantic models, YAML loading and ``--set`` overrides.
+"""The one configuration schema: pydantic models, loading (YAML read by ``yaml_io``) and ``--set``
+overrides.
 
 Every field has a default that works. Unknown keys and wrong types are rejected with the key path,
 what was given, and what is allowed (plus a "did you mean" suggestion for misspelt keys).
@@ -6,7 +7,6 @@ what was given, and what is allowed (plus a "did you mean" suggestion for misspe
 from __future__ import annotations
 
 import difflib
-import reprlib
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Union
@@ -15,15 +15,14 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError,
                       model_validator)
 
-from transduce.errors import TransduceError
+from transduce.errors import TransduceError, short_repr
+from transduce.yaml_io import SafeLoader, dump_yaml, load_yaml
 
 
 # integer and boolean keys take integers and booleans only: "32" or true for an integer is a mistake
 Int, Bool = StrictInt, StrictBool
 MAX_WIDTH = 16_384  # embedding and hidden sizes: wider is a typo (1e5 wide: 10^11 parameters)
 MAX_OUTPUT = 10_000  # output tokens per input
-MAX_YAML_BYTES, MAX_YAML_DEPTH = 100_000, 32  # a config: a few KB, three levels (pure-Python
-# YAML reads about 50k tokens a second: 100 KB is at most 2 s)
 MAX_PROBLEMS = 10  # validation problems named in one error
 
 
@@ -226,11 +225,6 @@ def _suggest(key: str, known: Iterable[str]) -> str:
     return f"; did you mean '{guess[0]}'?" if guess else ""
 
 
-_REPR = reprlib.Repr()  # what an error shows of a value: short, whatever its size or sharing
-_REPR.maxstring = _REPR.maxother = 80
-_REPR.maxlong = 40
-
-
 def _format_error(err: ValidationError, source: str | None, what: str = "config key") -> str:
     """One line per problem (the first MAX_PROBLEMS): where (``source``: the file, and the input
     given), the key path, what is wrong, what is allowed. ``source`` None: per-call options,
@@ -244,77 +238,11 @@ def _format_error(err: ValidationError, source: str | None, what: str = "config 
             given = e.get("input")
             msg = e["msg"].removeprefix("Value error, ")
             # the input given, unless it is a whole section (noise)
-            got = "" if isinstance(given, dict) or not source else f" (got {_REPR.repr(given)})"
+            got = "" if isinstance(given, dict) or not source else f" (got {short_repr(given)})"
             lines.append(f"{where}{what} '{path}': {msg}{got}" if path else where + msg)
     if len(errors) > MAX_PROBLEMS:
         lines.append(f"and {len(errors) - MAX_PROBLEMS} more problems")
     return "; ".join(lines)
-
-
-class _Refused(yaml.MarkedYAMLError):
-    """Valid YAML that a config may not hold (see :class:`_Loader`)."""
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader without what a config never needs and an untrusted file (a
-    model_dir's config.yaml) can abuse: anchors and aliases (a 1 KB alias bomb expands to
-    gigabytes), nesting deeper than MAX_YAML_DEPTH (100k levels overflow the recursive
-    composer), and duplicate keys (the later one silently won)."""
-
-    depth = 0
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise _Refused(problem="YAML anchors and aliases (&name, *name) are not allowed in a "
-                           "config; write the values out", problem_mark=event.start_mark)
-        if self.depth >= MAX_YAML_DEPTH:
-            raise _Refused(problem=f"nested more than {MAX_YAML_DEPTH} levels deep; a config "
-                           "holds sections of keys", problem_mark=event.start_mark)
-        self.depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-    def construct_mapping(self, node, deep=False):
-        first: dict[Any, int] = {}  # key -> the line it is on
-        for key_node, _ in node.value:
-            key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line
-            try:
-                if key in first:
-                    raise _Refused(problem=f"duplicate key {_REPR.repr(key)} (first on line "
-                                   f"{first[key] + 1}); keep one of them",
-                                   problem_mark=key_node.start_mark)
-                first[key] = line
-            except TypeError:  # unhashable: the base class says so
-                pass
-        return super().construct_mapping(node, deep)
-
-
-def load_yaml(path: str | Path, what: str = "config file") -> Any:
-    """The YAML document in ``path`` (at most MAX_YAML_BYTES, read by :class:`_Loader`); every
-    problem is a one-line :class:`TransduceError` naming the file (and line). Every config file
-    is read with it, a model_dir's ``config.yaml`` included."""
-    path = Path(path)
-    if not path.is_file():
-        raise TransduceError(f"{path}: {what} not found; check the path")
-    with open(path, "rb") as f:
-        data = f.read(MAX_YAML_BYTES + 1)
-    if len(data) > MAX_YAML_BYTES:
-        raise TransduceError(f"{path}: over {MAX_YAML_BYTES} bytes, too large for a {what}; "
-                             "check the path")
-    try:
-        return yaml.load(data.decode("utf-8"), Loader=_Loader)
-    except UnicodeDecodeError as e:
-        raise TransduceError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-    except _Refused as e:
-        raise TransduceError(f"{path}: line {e.problem_mark.line + 1}: {e.problem}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise TransduceError(f"{path}:{where}: invalid YAML ({getattr(e, 'problem', e)}); "
-                             "fix the syntax there") from None
 
 
 def _parse_set(item: str) -> tuple[str, Any]:
@@ -324,7 +252,7 @@ def _parse_set(item: str) -> tuple[str, Any]:
         raise TransduceError(f"--set {item!r}: expected KEY=VALUE, e.g. training.lr=3e-4")
     key, text = (part.strip() for part in item.split("=", 1))
     try:
-        return key, yaml.load(text, Loader=_Loader) if text != "" else ""
+        return key, yaml.load(text, Loader=SafeLoader) if text != "" else ""
     except yaml.YAMLError:
         return key, text
 
@@ -367,11 +295,5 @@ def load_config(source: str | Path | dict | None = None,
         raise TransduceError(_format_error(e, name)) from None
 
 
-class _Dumper(yaml.SafeDumper):
-    def ignore_aliases(self, data: Any) -> bool:  # never &/*: the loader refuses them
-        return True
-
-
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.dump(config.to_dict(), Dumper=_Dumper, sort_keys=False),
-                          encoding="utf-8")
+    dump_yaml(config.to_dict(), path)

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from transduce.config import TrainingConfig
 from transduce.errors import TransduceError
 from transduce.model_dir import CONFIG, STATE, load_trainer_state, load_weights
 from transduce.training.distributed import World
+from transduce.yaml_io import load_yaml
 
 log = logging.getLogger("transduce")
 # Settings a resumed run must share with the run that wrote last/: they fix the network's shape,
@@ -166,8 +166,8 @@ def check_same_run(model_dir: Path, new: dict, last: Path,
     so. ``new``: the config of this run as a dict; compared with ``model_dir/config.yaml`` on
     ``keys`` (:data:`SAME_ON_RESUME`, :data:`DATA_ON_RESUME`)."""
     try:
-        old = yaml.safe_load((model_dir / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        old = load_yaml(model_dir / CONFIG)
+    except TransduceError:
         return  # nothing to compare with; loading the weights still checks the shapes
     for key in keys:
         a, b = _lookup(old, key), _lookup(new, key)
