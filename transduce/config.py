@@ -51,9 +51,17 @@ class DataConfig(_Section):
     max_src_len: Int = Field(100, ge=1, le=100_000)
     max_tgt_len: Int = Field(100, ge=1, le=100_000)
     skip_bad_pairs: Bool = True  # False: an empty or over-long training pair is an error
+    # image: the source file lists image paths, relative to itself (data/images.py)
+    src_type: Literal["text", "image"] = "text"
+    # pixels per side images are resized to; default: chosen from the training images' sizes
+    image_size: Optional[Int] = Field(None, ge=16, le=1024, multiple_of=8)
+    augment: Bool = True  # image sources: small random shifts and colour jitter in training
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
+        if self.shared_vocab and self.src_type == "image":
+            raise ValueError("data.shared_vocab needs text on both sides (data.src_type is "
+                             "image); set data.shared_vocab: false")
         src = self.src_tokenizer or self.tokenizer
         tgt = self.tgt_tokenizer or self.tokenizer
         if self.shared_vocab and src != tgt:
@@ -68,6 +76,8 @@ warnings.filterwarnings("ignore", message='Field name "copy"', category=UserWarn
 
 
 class ModelConfig(_Section):
+    # rnn over tokens, or a residual cnn over images (the default when data.src_type is image)
+    encoder: Literal["rnn", "cnn"] = "rnn"
     cell: Literal["rnn", "gru", "lstm"] = "lstm"
     attention: Literal["none", "dot", "general", "mlp"] = "mlp"
     embedding_size: Int = Field(256, ge=1, le=MAX_WIDTH)
@@ -88,7 +98,9 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
-        enc_out = self.encoder_hidden_size * (2 if self.bidirectional else 1)
+        # the cnn's feature maps have encoder_hidden_size channels
+        enc_out = self.encoder_hidden_size * (2 if self.bidirectional and self.encoder != "cnn"
+                                              else 1)
         if self.bridge == "last" and enc_out != self.decoder_hidden_size:
             raise ValueError(
                 f"model.bridge=last needs the encoder output size ({enc_out}) to equal "
@@ -125,6 +137,8 @@ class TrainingConfig(_Section):
     clip_grad_norm: Optional[float] = Field(5.0, gt=0)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     coverage_weight: float = Field(1.0, ge=0)  # weight of the coverage loss (model.coverage)
+    # Show-Attend-Tell's doubly stochastic attention: lambda * sum_cells (1 - sum_steps a)^2
+    attention_reg: float = Field(0.0, ge=0)
     max_epochs: Int = Field(10, ge=1)
     max_steps: Optional[Int] = Field(None, ge=1)
     max_minutes: Optional[float] = Field(None, gt=0)
@@ -199,10 +213,33 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     decoding: DecodingConfig = DecodingConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _encoder(cls, raw: Any) -> Any:
+        """model.encoder unset: cnn for image sources."""
+        data, model = (raw.get(k) if isinstance(raw, dict) else None for k in ("data", "model"))
+        src_type = data.get("src_type") if isinstance(data, dict) else getattr(data, "src_type",
+                                                                               None)
+        if src_type == "image" and (model is None or isinstance(model, dict)
+                                    and "encoder" not in model):
+            raw = {**raw, "model": {**(model or {}), "encoder": "cnn"}}
+        return raw
+
     @model_validator(mode="after")
     def _defaults(self) -> "Config":
         if self.model_dir is None:
             self.model_dir = f"runs/{self.name}"
+        image, m = self.data.src_type == "image", self.model
+        if image != (m.encoder == "cnn"):
+            raise ValueError(f"model.encoder: {m.encoder} cannot read data.src_type: "
+                             f"{self.data.src_type} sources; use encoder: "
+                             f"{'cnn' if image else 'rnn'} (or leave it unset)")
+        if image and m.copy is True:
+            raise ValueError("model.copy copies source tokens, and image sources have none; "
+                             "set model.copy: false (or auto)")
+        if self.training.attention_reg and m.attention == "none":
+            raise ValueError("training.attention_reg needs attention; set model.attention or "
+                             "training.attention_reg: 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:
