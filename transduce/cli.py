@@ -106,8 +106,20 @@ def _nothing_to_score(refs: list[str], *paths: str) -> None:
 
 
 def _decode_options(args: argparse.Namespace) -> dict:
-    """The decoding flags as DecodingConfig overrides (None: the model's config decides)."""
-    opts = {k: getattr(args, k, None) for k in ("beam_size", "batch_size", "max_len", "n_best")}
+    """The decoding flags and ``--set decoding.KEY=VALUE`` as DecodingConfig overrides (None: the
+    model's config decides; a flag wins over --set)."""
+    from transduce.config import parse_set
+
+    opts = {}
+    for item in args.set:
+        key, value = parse_set(item)
+        section, _, name = key.partition(".")
+        if section != "decoding" or not name:
+            raise TransduceError(f"--set {item}: only decoding.KEY=VALUE can be set here (the "
+                                 "model's other settings were fixed by training)")
+        opts[name] = value
+    flags = {k: getattr(args, k, None) for k in ("beam_size", "batch_size", "max_len", "n_best")}
+    opts.update({k: v for k, v in flags.items() if v is not None})
     if args.sample:
         opts.update(sampling=True, temperature=args.temperature, top_k=args.top_k,
                     top_p=args.top_p, seed=args.seed)
@@ -189,7 +201,9 @@ DECODING = (arg("--beam-size", type=POSITIVE), arg("--batch-size", type=POSITIVE
             arg("--temperature", type=_number(float, 0, low_open=True)),
             arg("--top-k", type=_number(int, 0)),
             arg("--top-p", type=_number(float, 0, 1, low_open=True)),
-            arg("--seed", type=_number(int, 0, 2**63 - 1)), *LOAD)
+            arg("--seed", type=_number(int, 0, 2**63 - 1)),
+            arg("--set", nargs="+", action="extend", default=[], metavar="decoding.KEY=VALUE",
+                help="any decoding setting, e.g. --set decoding.length_penalty=0.6"), *LOAD)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,14 +246,16 @@ def cmd_train(args: argparse.Namespace) -> int | None:
 
 
 @command("translate", "decode stdin (or -i FILE), one output line per line", arg("model_dir"),
-         arg("-i", "--input"), arg("-o", "--output"), arg("--n-best", type=POSITIVE), *DECODING)
+         arg("-i", "--input"), arg("-o", "--output"), arg("--n-best", type=POSITIVE),
+         arg("--prefix", help="every output starts with this target text, then goes on freely"),
+         *DECODING)
 def cmd_translate(args: argparse.Namespace) -> int | None:
     model = _load(args)
     lines = _read_input(args.input)
     options = _decode_options(args)
     n_best = model.config.decoding.override(**options).n_best
     out = []
-    for res in model.search(lines, **options):
+    for res in model.search(lines, prefix=args.prefix, **options):
         if n_best > 1:
             res = res + [None] * (n_best - len(res))
             out.extend(f"{r.text}\t{r.score:.4f}" if r else "\t0.0000" for r in res)
@@ -276,6 +292,18 @@ def cmd_test(args: argparse.Namespace) -> int | None:
     if args.output:
         _write_output(hyps, args.output)
     _print_scores(hyps, refs, args)
+
+
+@command("score", "forced decoding: each reference's log-probability given its source, and "
+         "that per token (tab-separated, one line per pair)", arg("model_dir"),
+         arg("--src", required=True), arg("--ref", required=True), arg("-o", "--output"), *LOAD)
+def cmd_score(args: argparse.Namespace) -> int | None:
+    from transduce.data.corpus import read_parallel
+
+    src, refs = read_parallel(args.src, args.ref)
+    model = _load(args)
+    _write_output([f"{lp:.4f}\t{per_token:.4f}" for lp, per_token in model.score(src, refs)],
+                  args.output)
 
 
 @command("demo", "train and show a small attention model on generated data",

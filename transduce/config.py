@@ -282,7 +282,7 @@ def _format_error(err: ValidationError, source: str | None, what: str = "config 
     return "; ".join(lines)
 
 
-def _parse_set(item: str) -> tuple[str, Any]:
+def parse_set(item: str) -> tuple[str, Any]:
     """`--set a.b=v` -> ("a.b", v); v is read as YAML, so 3e-4, true, null and [1, 2] mean what
     they look like."""
     if "=" not in item:
@@ -297,7 +297,7 @@ def _parse_set(item: str) -> tuple[str, Any]:
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] | None) -> dict:
     """Apply ``{"training.lr": 3e-4}`` or ``["training.lr=3e-4"]`` to a raw config dict."""
     if isinstance(overrides, list):
-        overrides = dict(map(_parse_set, overrides))
+        overrides = dict(map(parse_set, overrides))
     known = _known_keys(Config)
     for key, value in (overrides or {}).items():
         if key not in known:

@@ -69,12 +69,29 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
+def _force_prefix(logp: torch.Tensor, sentences: list[int], prefix: list[list[int]] | None,
+           t: int) -> None:
+    """Prefix decoding, in place: a row of ``logp`` (rows, vocab) whose sentence
+    (``sentences[row]``) has a prefix longer than ``t`` keeps only its prefix token at step ``t``
+    (log-probability unchanged, every other token -inf)."""
+    if prefix is None:
+        return
+    forced = [(row, prefix[i][t]) for row, i in enumerate(sentences) if t < len(prefix[i])]
+    if forced:
+        rows, toks = (torch.tensor(x, device=logp.device) for x in zip(*forced))
+        kept = logp[rows, toks]
+        logp[rows] = float("-inf")
+        logp[rows, toks] = kept
+
+
 @torch.inference_mode()
 def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: list[int], *,
            sampling: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
            generator: torch.Generator | None = None, return_attention: bool = False,
-           src_ext: torch.Tensor | None = None) -> list[Hypothesis]:
-    """Greedy decoding (or ancestral sampling with ``sampling=True``), one hypothesis each."""
+           src_ext: torch.Tensor | None = None,
+           prefix: list[list[int]] | None = None) -> list[Hypothesis]:
+    """Greedy decoding (or ancestral sampling with ``sampling=True``), one hypothesis each.
+    ``prefix``: per sentence, target ids the output must start with (then it goes on freely)."""
     batch = src.size(0)
     state = model.encode(src, src_lens, src_ext)
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
@@ -82,8 +99,9 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: 
     tokens: list[list[int]] = [[] for _ in range(batch)]
     logprob = [0.0] * batch
     attn: list[list[torch.Tensor]] = [[] for _ in range(batch)]
-    for _ in range(max(max_lens)):
+    for t in range(max(max_lens)):
         logp, state, a, p_gen = model.step(prev, state)  # (rows, vocab [+ n_ext])
+        _force_prefix(logp, active, prefix, t)
         a = _record(a, p_gen)
         nxt = _sample(logp, temperature, top_k, top_p, generator) if sampling \
             else logp.argmax(-1)
@@ -164,14 +182,16 @@ def coverage_penalty(coverage: torch.Tensor, beta: float) -> float:
 def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: list[int],
                 *, beam_size: int = 5, n_best: int = 1, alpha: float = 1.0,
                 beta: float = 0.0, no_repeat_ngram_size: int = 0, return_attention: bool = False,
-                src_ext: torch.Tensor | None = None) -> list[list[Hypothesis]]:
+                src_ext: torch.Tensor | None = None,
+                prefix: list[list[int]] | None = None) -> list[list[Hypothesis]]:
     """Batched beam search with GNMT length penalty ``alpha`` and coverage penalty ``beta``;
     n-best list per sentence.
 
     Each step scores every (beam, token) extension, keeps the 2k best: those ending in ``</s>``
     among the top k are finished, the best k others stay alive. A sentence is done when it has k
     finished hypotheses or reaches its maximum length; done sentences leave the batch. Finished
-    hypotheses are ranked by log-probability / length penalty + coverage penalty.
+    hypotheses are ranked by log-probability / length penalty + coverage penalty. ``prefix``:
+    per sentence, target ids every hypothesis starts with (their log-probabilities count).
     """
     k = beam_size
     batch, device = src.size(0), src.device
@@ -191,6 +211,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
         logp, state, a, p_gen = model.step(prev, state)  # (n * k, vocab [+ n_ext])
         n = len(active)
         vocab = logp.size(-1)
+        _force_prefix(logp, [i for i in active for _ in range(k)], prefix, t)
         if alive.coverage is not None:
             alive.coverage = alive.coverage + a.float().view(n, k, -1)
         a = _record(a, p_gen)
@@ -253,3 +274,24 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
             state, prev = state.select(keep_rows), prev[keep_rows]
             active = [active[r] for r in keep]
     return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]
+
+
+@torch.inference_mode()
+def forced_logprob(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor,
+                   tgt: list[list[int]], src_ext: torch.Tensor | None = None) -> list[float]:
+    """Forced decoding: per sentence, the log-probability of the target ids ``tgt`` followed by
+    ``</s>``, summed over the same steps as :func:`greedy` takes (so scoring greedy's output
+    gives greedy's log-probability)."""
+    batch = src.size(0)
+    state = model.encode(src, src_lens, src_ext)
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
+    total = [0.0] * batch
+    for t in range(max(len(y) for y in tgt) + 1):
+        logp, state, _, _ = model.step(prev, state)  # (batch, vocab [+ n_ext])
+        gold = [y[t] if t < len(y) else EOS_ID for y in tgt]  # past the end: ignored below
+        picked = logp.gather(1, torch.tensor(gold, device=src.device).unsqueeze(1)).squeeze(1)
+        for i, value in enumerate(picked.tolist()):
+            if t <= len(tgt[i]):
+                total[i] += value
+        prev = torch.tensor(gold, device=src.device)
+    return total

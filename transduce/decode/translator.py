@@ -12,7 +12,9 @@ from transduce.config import Config
 from transduce.data.batching import make_batch
 from transduce.data.codec import Codec, encode_pairs
 from transduce.data.vocabulary import decode_ext
-from transduce.decode.search import Hypothesis, beam_search, greedy, max_lengths
+from transduce.decode.search import (Hypothesis, beam_search, forced_logprob, greedy,
+                                     max_lengths)
+from transduce.errors import TransduceError
 from transduce.model.seq2seq import Seq2Seq
 from transduce.model_dir import load_model
 
@@ -47,12 +49,14 @@ class Translator:
         return [r[0].text if r else "" for r in self.search(texts, **options)]
 
     def search(self, texts: Sequence[str], *, attention: bool = False,
-               **options) -> list[list[Result]]:
+               prefix: str | Sequence[str] | None = None, **options) -> list[list[Result]]:
         """Decode ``texts``; per input, an n-best list of :class:`Result` (empty for empty input).
 
         ``options`` are :class:`~transduce.config.DecodingConfig` keys (``beam_size``,
         ``n_best``, ``max_len``, ``sampling``, ``temperature``, ...) overriding the config's
-        ``decoding`` section; ``attention`` keeps each result's attention matrix.
+        ``decoding`` section; ``attention`` keeps each result's attention matrix. ``prefix``
+        (one text for all inputs, or one per input): every output starts with it and goes on
+        freely from there (interactive translation).
         """
         d = self.config.decoding.override(**options)
         generator = None
@@ -60,8 +64,14 @@ class Translator:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(self.config.seed if d.seed is None else d.seed)
         src_tokens = self._truncate([self.src.tokenize(t) for t in texts], d.max_input_len)
-        ids, _, ext, oovs = encode_pairs(src_tokens, None, self.src.vocab, self.tgt.vocab,
-                                         self.model.copy)
+        if isinstance(prefix, str):
+            prefix = [prefix] * len(texts)
+        if prefix is not None and len(prefix) != len(texts):
+            raise TransduceError(f"{len(prefix)} prefixes for {len(texts)} inputs; give one "
+                                 "prefix, or one per input")
+        ids, forced, ext, oovs = encode_pairs(
+            src_tokens, None if prefix is None else [self.tgt.tokenize(p) for p in prefix],
+            self.src.vocab, self.tgt.vocab, self.model.copy)
         order = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: -len(ids[i]))
         results: list[list[Result]] = [[] for _ in texts]
         for start in range(0, len(order), d.batch_size):
@@ -71,21 +81,44 @@ class Translator:
             lens = max_lengths(batch.src_lens, d.max_len_a, d.max_len_b)
             if d.max_len:
                 lens = [min(n, d.max_len) for n in lens]
+            pre = [forced[i] for i in chunk] if forced is not None else None
+            if pre is not None:  # the prefix always fits
+                lens = [max(n, len(p)) for n, p in zip(lens, pre)]
             if d.sampling or (d.beam_size == 1 and d.n_best == 1):
                 hyps = [[h] for h in greedy(
                     self.model, batch.src, batch.src_lens, lens, sampling=d.sampling,
                     temperature=d.temperature, top_k=d.top_k, top_p=d.top_p, generator=generator,
-                    return_attention=attention, src_ext=batch.src_ext)]
+                    return_attention=attention, src_ext=batch.src_ext, prefix=pre)]
             else:
                 hyps = beam_search(
                     self.model, batch.src, batch.src_lens, lens, beam_size=d.beam_size,
                     n_best=d.n_best, alpha=d.length_penalty, beta=d.coverage_penalty,
                     no_repeat_ngram_size=d.no_repeat_ngram_size, return_attention=attention,
-                    src_ext=batch.src_ext)
+                    src_ext=batch.src_ext, prefix=pre)
             for i, nbest in zip(chunk, hyps):
                 results[i] = [self._result(h, src_tokens[i], oovs[i] if oovs else [])
                               for h in nbest]
         return results
+
+    def score(self, texts: Sequence[str], targets: Sequence[str]) -> list[tuple[float, float]]:
+        """Forced decoding: per (input, target) pair, the target's log-probability given the
+        input (its tokens and ``</s>``), and that divided by the number of those tokens; NaN for
+        an empty input. Filtering parallel data, reranking."""
+        d = self.config.decoding
+        src_tokens = self._truncate([self.src.tokenize(t) for t in texts], d.max_input_len)
+        ids, tgt, ext, _ = encode_pairs(src_tokens, [self.tgt.tokenize(t) for t in targets],
+                                        self.src.vocab, self.tgt.vocab, self.model.copy)
+        order = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: -len(ids[i]))
+        scores = [(float("nan"), float("nan"))] * len(texts)
+        for start in range(0, len(order), d.batch_size):
+            chunk = order[start:start + d.batch_size]
+            batch = make_batch([ids[i] for i in chunk], src_ext=[ext[i] for i in chunk]
+                               if ext is not None else None).to(self.device)
+            logps = forced_logprob(self.model, batch.src, batch.src_lens,
+                                   [tgt[i] for i in chunk], batch.src_ext)
+            for i, lp in zip(chunk, logps):
+                scores[i] = (lp, lp / (len(tgt[i]) + 1))
+        return scores
 
     def _truncate(self, src_tokens: list[list[str]], limit: int | None) -> list[list[str]]:
         """Inputs over ``decoding.max_input_len`` tokens (default 4 x ``data.max_src_len``) are
