@@ -99,7 +99,7 @@ def _write_output(lines: list[str], path: str | None) -> None:
         print(text, end="", flush=True)
 
 
-def _nothing_to_score(refs: list[str], *paths: str) -> None:
+def _nothing_to_score(refs: list, *paths: str) -> None:
     if not refs:
         raise TransduceError(f"{' and '.join(paths)}: the files are empty, there is nothing to "
                              "score; check the paths")
@@ -126,15 +126,16 @@ def _decode_options(args: argparse.Namespace) -> dict:
     return opts
 
 
-def _print_scores(hyps: list[str], refs: list[str], args: argparse.Namespace) -> None:
-    """Scores ``hyps`` against ``refs`` with ``--metrics``; prints them as ``--json`` asks."""
+def _print_scores(hyps: list[str], refs: list[list[str]], args: argparse.Namespace) -> None:
+    """Scores ``hyps`` against ``refs`` (a list of references per hypothesis) with
+    ``--metrics``; prints them as ``--json`` asks."""
     from transduce.evaluate import evaluate
 
     scores = evaluate(hyps, refs, args.metrics.split(","))
     if args.json:
         print(json.dumps(scores))
         return
-    for key in ("bleu", "chrf", "rouge1", "rouge2", "rougeL"):
+    for key in ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "cider"):
         if key in scores:
             print(f"{key:7s} {scores[key]:6.2f}")
     for metric, sig in scores.get("signature", {}).items():
@@ -264,29 +265,37 @@ def cmd_translate(args: argparse.Namespace) -> int | None:
     _write_output(out, args.output)
 
 
+REFS = arg("--ref", required=True, nargs="+", metavar="REF",
+           help="reference file; several for several references per line (an empty line of "
+                "a further file: no reference there)")
+
+
 @command("evaluate", "score hypotheses against references", arg("--hyp", required=True),
-         arg("--ref", required=True), arg("--metrics", default="bleu,chrf,rouge"),
-         arg("--json", action="store_true"))
+         REFS, arg("--metrics", default="bleu,chrf,rouge"), arg("--json", action="store_true"))
 def cmd_evaluate(args: argparse.Namespace) -> int | None:
     from transduce.data.corpus import read_lines
+    from transduce.evaluate import read_references
 
-    hyps, refs = read_lines(args.hyp), read_lines(args.ref)
+    hyps, refs = read_lines(args.hyp), read_references(args.ref)
     if len(hyps) != len(refs):
-        raise TransduceError(f"{args.hyp}: {len(hyps)} lines but {args.ref} has {len(refs)}; "
+        raise TransduceError(f"{args.hyp}: {len(hyps)} lines but {args.ref[0]} has {len(refs)}; "
                              "hypotheses and references must be line-aligned")
-    _nothing_to_score(refs, args.hyp, args.ref)
+    _nothing_to_score(refs, args.hyp, args.ref[0])
     _print_scores(hyps, refs, args)
 
 
 @command("test", "translate a test set and score it", arg("model_dir"),
-         arg("--src", required=True), arg("--ref", required=True),
+         arg("--src", required=True), REFS,
          arg("-o", "--output", help="also write the translations here"),
          arg("--metrics", default="bleu,chrf"), arg("--json", action="store_true"), *DECODING)
 def cmd_test(args: argparse.Namespace) -> int | None:
     from transduce.data.corpus import read_parallel
 
-    src, refs = read_parallel(args.src, args.ref)
-    _nothing_to_score(refs, args.src, args.ref)
+    from transduce.evaluate import read_references
+
+    src, _ = read_parallel(args.src, args.ref[0])
+    refs = read_references(args.ref)
+    _nothing_to_score(refs, args.src, args.ref[0])
     model = _load(args)
     hyps = model.translate(src, **_decode_options(args))
     if args.output:
