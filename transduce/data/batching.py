@@ -18,6 +18,7 @@ import torch
 from transduce.config import DataConfig
 from transduce.data.codec import Codec, encode_pairs
 from transduce.data.corpus import filter_pairs
+from transduce.data.images import Images, cells
 from transduce.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
 
 log = logging.getLogger("transduce")
@@ -27,7 +28,7 @@ log = logging.getLogger("transduce")
 class Batch:
     """A padded batch. Target input starts with ``<s>``; target output ends with ``</s>``."""
 
-    src: torch.Tensor  # (batch, src_len) token ids, right-padded with PAD_ID
+    src: torch.Tensor  # (batch, src_len) token ids, right-padded with PAD_ID; or images
     src_lens: torch.Tensor  # (batch,) int64, on CPU (pack_padded_sequence wants it there)
     tgt_in: torch.Tensor | None = None  # (batch, tgt_len + 1): <s> y1 ... yn
     tgt_out: torch.Tensor | None = None  # (batch, tgt_len + 1): y1 ... yn </s>
@@ -61,16 +62,27 @@ def pad(seqs: list[np.ndarray] | list[list[int]], prefix: int | None = None,
 def make_batch(src: list, tgt: list | None = None, src_ext: list | None = None) -> Batch:
     """Pad id sequences into a batch. Copy models also give ``src_ext`` (the source as extended
     target ids); their targets may hold extended ids (the decoder reads them as ``<unk>``)."""
-    src_arr = pad(src)
     src_lens = torch.tensor([len(s) for s in src], dtype=torch.int64)
     ext = torch.from_numpy(pad(src_ext)) if src_ext is not None else None
+    return _with_targets(torch.from_numpy(pad(src)), src_lens, tgt, ext)
+
+
+def image_batch(pixels: torch.Tensor, tgt: list | None = None) -> Batch:
+    """A batch of images (batch, 3, S, S) and their captions' ids; ``src_lens`` holds each
+    image's number of attention cells (``images.cells``)."""
+    src_lens = torch.full((len(pixels),), cells(pixels.size(-1)), dtype=torch.int64)
+    return _with_targets(pixels, src_lens, tgt)
+
+
+def _with_targets(src: torch.Tensor, src_lens: torch.Tensor, tgt: list | None,
+                  src_ext: torch.Tensor | None = None) -> Batch:
     if tgt is None:
-        return Batch(torch.from_numpy(src_arr), src_lens, src_ext=ext)
+        return Batch(src, src_lens, src_ext=src_ext)
     tgt_in = pad(tgt, prefix=BOS_ID)
     tgt_out = pad(tgt, suffix=EOS_ID)
     n_tok = sum(len(t) for t in tgt) + len(tgt)
-    return Batch(torch.from_numpy(src_arr), src_lens, torch.from_numpy(tgt_in),
-                 torch.from_numpy(tgt_out), n_tok, tgt_out.size - n_tok, ext)
+    return Batch(src, src_lens, torch.from_numpy(tgt_in), torch.from_numpy(tgt_out), n_tok,
+                 tgt_out.size - n_tok, src_ext)
 
 
 class Pairs:
@@ -103,6 +115,47 @@ class Pairs:
     def batch(self, idx: np.ndarray) -> Batch:
         return make_batch([self.src[i] for i in idx], [self.tgt[i] for i in idx],
                           [self.ext[i] for i in idx] if self.ext is not None else None)
+
+
+class ImagePairs:
+    """The pairs of an image corpus: decoded images (:class:`~transduce.data.images.Images`)
+    and encoded captions; :meth:`batch` augments the images when ``train``. ``src_lens``: the
+    attention cells of each image, as a text source's length for batching."""
+
+    def __init__(self, images: Images, tgt: list[list[int]], train: bool = False):
+        self.images, self.train = images, train
+        self.tgt = [np.array(t, dtype=np.int64) for t in tgt]
+        self.tgt_lens = np.array([len(t) for t in self.tgt])
+        self.src_lens = np.full(len(self.tgt), cells(images.pixels.size(-1)))
+
+    @classmethod
+    def from_lists(cls, paths: list[str], captions: list[str], tgt: Codec, cfg: DataConfig,
+                   list_path: Path, train: bool = False) -> "ImagePairs":
+        """Captions tokenized and filtered (empty lines, over-long captions: see
+        ``corpus.filter_pairs``; a source's one "token" is its path), the kept images decoded
+        (errors name ``list_path`` and the line)."""
+        tgt_tok = [tgt.tokenize(c) for c in captions]
+        keep, _ = filter_pairs([[p] if p else [] for p in paths], tgt_tok, cfg.max_src_len,
+                               cfg.max_tgt_len, list_path, cfg.skip_bad_pairs)
+        images = Images.load([paths[i] for i in keep], cfg.image_size, list_path,
+                             lines=keep)
+        pairs = cls(images, [tgt.vocab.encode(tgt_tok[i]) for i in keep],
+                    train and cfg.augment)
+        log.info("%s data: %d images (%d x %d) from %s (mean %.1f caption tokens)",
+                 "training" if train else "dev", len(keep), cfg.image_size, cfg.image_size,
+                 list_path, pairs.tgt_lens.mean())
+        return pairs
+
+    def batch(self, idx: np.ndarray) -> Batch:
+        return image_batch(self.images.batch(idx, self.train), [self.tgt[i] for i in idx])
+
+
+def training_pairs(src_lines: list[str], tgt_lines: list[str], src: Codec, tgt: Codec,
+                   cfg: DataConfig, src_path: Path, copy: bool = False) -> Pairs | ImagePairs:
+    """The encoded training pairs of a text or (``data.src_type: image``) image corpus."""
+    if cfg.src_type == "image":
+        return ImagePairs.from_lists(src_lines, tgt_lines, tgt, cfg, src_path, train=True)
+    return Pairs.from_text(src_lines, tgt_lines, src, tgt, cfg, src_path, copy)
 
 
 def attention_cost(attention: str, hidden_size: int, embedding_size: int,

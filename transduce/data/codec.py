@@ -56,6 +56,8 @@ def encode_pairs(src_tokens: list[list[str]], tgt_tokens: list[list[str]] | None
 
 
 def _kind(cfg: DataConfig, side: str) -> str:
+    if side == "src" and cfg.src_type == "image":
+        return "word"  # unused: image sources are not tokenized
     return (cfg.src_tokenizer if side == "src" else cfg.tgt_tokenizer) or cfg.tokenizer
 
 
@@ -135,7 +137,9 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
     else:
         for side in SIDES:
             tok = tokenizers[side]
-            if isinstance(tok, SentencePieceTokenizer):
+            if side == "src" and cfg.src_type == "image":
+                vocabs[side] = Vocabulary([])  # the specials only: the layout stays the same
+            elif isinstance(tok, SentencePieceTokenizer):
                 vocabs[side] = Vocabulary(tok.pieces())
             else:
                 vocabs[side] = Vocabulary.build(tokens(side), cfg.min_freq, cfg.max_vocab_size,

@@ -94,19 +94,30 @@ def read_parallel(src_path: str | Path, tgt_path: str | Path,
     return src, tgt
 
 
+def relative_to(lines: list[str], list_path: str | Path) -> list[str]:
+    """Image paths of a list file, each relative to the list file's folder (absolute ones stay);
+    empty lines stay empty."""
+    base = Path(list_path).parent
+    return [str(base / line) if line else "" for line in lines]
+
+
 def read_corpora(cfg: DataConfig) -> tuple[tuple[list[str], list[str]], Path,
                                           tuple[list[str], list[str]] | None]:
     """The training pairs, the training source file, and the dev pairs (None without
-    ``data.dev``); ``data.test`` is read too, so that a typo does not wait for hours of training."""
+    ``data.dev``); ``data.test`` is read too, so that a typo does not wait for hours of training.
+    Image sources (``data.src_type: image``) come back as paths relative to here."""
     if not cfg.train:
         raise TransduceError("config key 'data.train' is not set; give the training file "
                              "prefix (data/train for data/train.<src_lang>, .<tgt_lang>)")
     src_path, tgt_path = resolve_pair(cfg.train, cfg.src_lang, cfg.tgt_lang)
     train = read_parallel(src_path, tgt_path, key="data.train")
-    dev = read_parallel(*resolve_pair(cfg.dev, cfg.src_lang, cfg.tgt_lang),
-                        key="data.dev") if cfg.dev else None
+    dev_pair = resolve_pair(cfg.dev, cfg.src_lang, cfg.tgt_lang) if cfg.dev else None
+    dev = read_parallel(*dev_pair, key="data.dev") if dev_pair else None
     if cfg.test:
         read_parallel(*resolve_pair(cfg.test, cfg.src_lang, cfg.tgt_lang), key="data.test")
+    if cfg.src_type == "image":
+        train = (relative_to(train[0], src_path), train[1])
+        dev = (relative_to(dev[0], dev_pair[0]), dev[1]) if dev else None
     return train, src_path, dev
 
 

@@ -5,6 +5,8 @@
   Attention has to find the year, month and day wherever the format puts them.
 - ``rename``: "rename X to Y" in several wordings -> "Y", where X and Y are made-up words that
   (nearly) never repeat: the output is out of vocabulary, so only a copy mechanism can produce it.
+- ``shapes`` (image captioning, :func:`write_shapes`): a picture of two coloured shapes ->
+  "a red circle left of a blue square".
 """
 from __future__ import annotations
 
@@ -82,6 +84,64 @@ def rename_pairs(n: int, seed: int = 1, max_words: int = 2) -> list[tuple[str, s
 
 TASKS = {"reverse": reverse_pairs, "dates": date_pairs, "rename": rename_pairs}
 
+COLOURS = {"red": (215, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220),
+           "yellow": (235, 200, 30)}
+SHAPES = ("circle", "square", "triangle")
+
+
+def _draw_shape(draw, shape: str, cx: float, cy: float, r: float, fill: tuple) -> None:
+    box = (cx - r, cy - r, cx + r, cy + r)
+    if shape == "circle":
+        draw.ellipse(box, fill=fill)
+    elif shape == "square":
+        draw.rectangle(box, fill=fill)
+    else:
+        draw.polygon([(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)], fill=fill)
+
+
+def shape_image(rng: random.Random, size: int = 32):
+    """Two coloured shapes side by side or one above the other, and the caption that says so:
+    ``a red circle left of a blue square``, ``a green triangle above a yellow circle`` (the
+    first shape named is the left or upper one, so the caption is a function of the image).
+    Drawn at 4x and scaled down (smooth edges); returns (PIL RGB image, caption)."""
+    from PIL import Image, ImageDraw
+
+    big = 4 * size
+    img = Image.new("RGB", (big, big), "white")
+    draw = ImageDraw.Draw(img)
+    across = rng.random() < 0.5
+    a, b = rng.uniform(0.2, 0.38) * big, rng.uniform(0.62, 0.8) * big  # along the relation
+    c = rng.uniform(0.3, 0.7) * big  # across it: nearly level, so the relation is clear
+    d = c + rng.uniform(-0.12, 0.12) * big
+    words = []
+    for along, side in ((a, c), (b, d)):
+        colour, shape = rng.choice(sorted(COLOURS)), rng.choice(SHAPES)
+        x, y = (along, side) if across else (side, along)
+        _draw_shape(draw, shape, x, y, rng.uniform(0.12, 0.17) * big, COLOURS[colour])
+        words.append(f"a {colour} {shape}")
+    caption = f"{words[0]} {'left of' if across else 'above'} {words[1]}"
+    return img.resize((size, size), Image.Resampling.LANCZOS), caption
+
+
+def write_shapes(out_dir: str | Path, sizes: dict[str, int], seed: int = 1,
+                 image_size: int = 32) -> Path:
+    """The image captioning task: ``<out_dir>/images/<split>-<i>.png`` (:func:`shape_image`),
+    ``<split>.src`` listing them (paths relative to out_dir) and ``<split>.tgt`` the captions."""
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    for k, (split, size) in enumerate(sizes.items()):
+        rng = random.Random(seed * 1000 + k)
+        paths, captions = [], []
+        for i in range(size):
+            img, caption = shape_image(rng, image_size)
+            paths.append(f"images/{split}-{i:05d}.png")
+            img.save(out / paths[-1])
+            captions.append(caption)
+        for name, lines in (("src", paths), ("tgt", captions)):
+            (out / f"{split}.{name}").write_text("".join(ln + "\n" for ln in lines),
+                                                 encoding="utf-8")
+    return out
+
 
 def write_task(task: str, out_dir: str | Path, sizes: dict[str, int], seed: int = 1,
                src_lang: str = "src", tgt_lang: str = "tgt", **kwargs) -> Path:
@@ -109,7 +169,7 @@ def main() -> None:
     import argparse
 
     p = argparse.ArgumentParser(description="write a generated parallel corpus")
-    p.add_argument("task", choices=sorted(TASKS))
+    p.add_argument("task", choices=sorted([*TASKS, "shapes"]))
     p.add_argument("out_dir")
     p.add_argument("--train", type=int, default=20000)
     p.add_argument("--dev", type=int, default=500)
@@ -118,9 +178,10 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=None, help="reverse: number of symbols")
     p.add_argument("--max-len", type=int, default=None, help="reverse: longest sequence")
     a = p.parse_args()
+    sizes = {"train": a.train, "dev": a.dev, "test": a.test}
     extra = {k: v for k, v in (("vocab", a.vocab), ("max_len", a.max_len)) if v is not None}
-    out = write_task(a.task, a.out_dir, {"train": a.train, "dev": a.dev, "test": a.test},
-                     seed=a.seed, **extra)
+    out = write_shapes(a.out_dir, sizes, a.seed) if a.task == "shapes" else \
+        write_task(a.task, a.out_dir, sizes, seed=a.seed, **extra)
     print(f"wrote {a.task} train/dev/test ({a.train}/{a.dev}/{a.test} pairs) to {out}")
 
 

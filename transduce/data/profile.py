@@ -68,11 +68,15 @@ def resolve_auto(config: Config, src: list[str], tgt: list[str]) -> tuple[Config
     m = config.model
     if "auto" not in (m.copy, m.coverage):
         return config, ""
-    p = profile(src, tgt)
-    copy, coverage, why = decide_copy(p)
+    if config.data.src_type == "image":
+        copy, coverage, why = False, False, "image sources have no tokens to copy"
+    else:
+        p = profile(src, tgt)
+        copy, coverage, why = decide_copy(p)
+        why += f", in {p.pairs} sampled pairs"
     copy = copy and m.attention != "none" if m.copy == "auto" else m.copy
     coverage = coverage and copy and m.attention == "mlp" if m.coverage == "auto" else m.coverage
     note = (f"model.copy: auto -> {str(copy).lower()}, model.coverage: auto -> "
-            f"{str(coverage).lower()} ({why}, in {p.pairs} sampled pairs)")
+            f"{str(coverage).lower()} ({why})")
     return config.model_copy(update={"model": m.model_copy(update={"copy": copy,
                                                                   "coverage": coverage})}), note

@@ -9,6 +9,7 @@ from torch import nn
 from transduce.config import ModelConfig
 from transduce.data.vocabulary import BOS_ID, PAD_ID
 from transduce.model import pointer
+from transduce.model.cnn import ImageEncoder
 from transduce.model.decoders import Decoder, DecoderState
 from transduce.model.encoders import Encoder
 
@@ -24,8 +25,11 @@ class Output(NamedTuple):
 class Seq2Seq(nn.Module):
     def __init__(self, cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int):
         super().__init__()
-        self.encoder = Encoder(src_vocab_size, cfg.embedding_size, cfg.encoder_hidden_size,
-                               cfg.cell, cfg.layers, cfg.bidirectional, cfg.dropout)
+        self.images = cfg.encoder == "cnn"  # sources are images (batch, 3, S, S): no vocabulary
+        self.encoder = ImageEncoder(cfg.encoder_hidden_size, cfg.cell, cfg.layers, cfg.dropout) \
+            if self.images else Encoder(src_vocab_size, cfg.embedding_size,
+                                        cfg.encoder_hidden_size, cfg.cell, cfg.layers,
+                                        cfg.bidirectional, cfg.dropout)
         self.decoder = Decoder(tgt_vocab_size, cfg.embedding_size, cfg.decoder_hidden_size,
                                self.encoder.output_size, cfg.cell, cfg.layers, cfg.attention,
                                cfg.input_feeding, cfg.dropout, cfg.bridge, cfg.tied_embeddings,
@@ -34,19 +38,26 @@ class Seq2Seq(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Uniform(-0.1, 0.1) everywhere (the classic RNN NMT choice); pad embeddings zero."""
+        """Uniform(-0.1, 0.1) everywhere (the classic RNN NMT choice), the CNN encoder's own
+        initialization; pad embeddings zero."""
         for p in self.parameters():
             nn.init.uniform_(p, -0.1, 0.1)
         with torch.no_grad():
-            self.encoder.embed.weight[PAD_ID].zero_()
+            if self.images:
+                self.encoder.reset_parameters()
+            else:
+                self.encoder.embed.weight[PAD_ID].zero_()
             self.decoder.embed.weight[PAD_ID].zero_()
 
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor,
                src_ext: torch.Tensor | None = None) -> DecoderState:
-        """src: (batch, src_len), src_lens: (batch,) on CPU -> the decoder's initial state.
-        With copy, ``src_ext`` (batch, src_len) holds the source as extended target ids."""
-        memory, final = self.encoder(src, src_lens)  # (batch, src_len, encoder_size)
-        mask = src != PAD_ID  # (batch, src_len)
+        """src: (batch, src_len) ids or (batch, 3, S, S) images, src_lens: (batch,) on CPU ->
+        the decoder's initial state. With copy, ``src_ext`` (batch, src_len) holds the source as
+        extended target ids."""
+        memory, final = self.encoder(src, src_lens)  # (batch, src_len or cells, encoder_size)
+        # (batch, src_len): True at real tokens; every image cell is real
+        mask = memory.new_ones(memory.shape[:2], dtype=torch.bool) if self.images \
+            else src != PAD_ID
         state = self.decoder.init_state(memory, final, mask)
         if self.copy:
             if src_ext is None:

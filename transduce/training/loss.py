@@ -1,4 +1,5 @@
-"""Training losses: label-smoothed cross-entropy (softmax or copy model) and the coverage loss.
+"""Training losses: label-smoothed cross-entropy (softmax or copy model), the coverage loss and
+the doubly stochastic attention regularizer; :func:`training_loss` adds up what the config asks.
 
 Each returns a sum over the batch's target tokens (padding ignored); the trainer divides by the
 number of target tokens.
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from transduce.config import TrainingConfig
 from transduce.data.batching import Batch
 from transduce.data.vocabulary import PAD_ID
 from transduce.model.seq2seq import Output
@@ -104,3 +106,30 @@ def coverage_loss(attn: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     cover = attn.cumsum(dim=1) - attn  # (batch, tgt_len, src_len) coverage before each step
     per_step = torch.minimum(attn, cover).sum(-1)  # (batch, tgt_len)
     return per_step.masked_fill(target == PAD_ID, 0.0).sum()
+
+
+def attention_reg_loss(attn: torch.Tensor, target: torch.Tensor,
+                       src_lens: torch.Tensor) -> torch.Tensor:
+    """Show, Attend and Tell's doubly stochastic regularizer, summed over the batch:
+    sum_i (1 - sum_t a_t,i)^2 over each source position (image cell) i, so that every position
+    gets about as much attention over the whole output as any other.
+
+    Args:
+        attn: (batch, tgt_len, src_len); target: (batch, tgt_len), PAD_ID marks padding;
+            src_lens: (batch,) source positions in use (padding beyond is left out).
+    """
+    steps = (target != PAD_ID).unsqueeze(-1)  # (batch, tgt_len, 1)
+    total = (attn.float() * steps).sum(1)  # (batch, src_len) attention over the output
+    real = torch.arange(attn.size(-1), device=attn.device) < src_lens.to(attn.device).unsqueeze(1)
+    return ((1.0 - total) ** 2).masked_fill(~real, 0.0).sum()
+
+
+def training_loss(out: Output, b: Batch, t: TrainingConfig, coverage: bool) -> torch.Tensor:
+    """The summed training loss of batch ``b``: smoothed NLL, plus the weighted coverage loss
+    (``coverage``: model.coverage) and attention regularizer (``training.attention_reg``)."""
+    loss = nll(out, b, t.label_smoothing)
+    if coverage:
+        loss = loss + t.coverage_weight * coverage_loss(out.attention, b.tgt_out)
+    if t.attention_reg:
+        loss = loss + t.attention_reg * attention_reg_loss(out.attention, b.tgt_out, b.src_lens)
+    return loss

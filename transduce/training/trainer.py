@@ -22,15 +22,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 from transduce import model_dir as md
 from transduce.config import Config, save_config
-from transduce.data.batching import Batch, Pairs, attention_cost, batch_indices, warn_oversized
+from transduce.data.batching import (Batch, attention_cost, batch_indices, training_pairs,
+                                     warn_oversized)
 from transduce.data.codec import build_codecs, has_codecs, load_codecs
 from transduce.data.corpus import read_corpora
+from transduce.data.images import resolve_image_size
 from transduce.data.profile import resolve_auto
 from transduce.decode.translator import Translator
 from transduce.errors import TransduceError
 from transduce.model.seq2seq import build_model
 from transduce.training import distributed
-from transduce.training.loss import coverage_loss, nll
+from transduce.training.loss import training_loss
 from transduce.training.precision import autocast, check_precision
 from transduce.training.optim import Schedule, build_optimizer
 from transduce.training.progress import (Progress, RunLog, TrainingInterrupted, Window,
@@ -58,8 +60,9 @@ class Trainer:
 
         # ---- data (read before model_dir is touched) --------------------------------------
         (train_src, train_tgt), src_path, dev = read_corpora(config.data)
-        config, self.auto_note = resolve_auto(config, train_src, train_tgt)  # model.copy: auto
-        self.cfg = config
+        config, size_note = resolve_image_size(config, train_src, src_path)  # image_size: null
+        config, auto_note = resolve_auto(config, train_src, train_tgt)  # model.copy: auto
+        self.cfg, self.notes = config, [note for note in (size_note, auto_note) if note]
 
         # ---- model_dir (under torchrun: rank 0 alone, the other ranks wait for it) ------------
         self.world = distributed.init(md.pick_device(config.training.device))
@@ -87,8 +90,8 @@ class Trainer:
     def _setup(self, train_src: list[str], train_tgt: list[str], src_path: Path,
                dev: tuple[list[str], list[str]] | None) -> None:
         config, t, d = self.cfg, self.cfg.training, self.cfg.data
-        if self.auto_note:
-            log.info(self.auto_note)  # here, so that train.log holds it too
+        for note in self.notes:
+            log.info(note)  # here, so that train.log holds it too
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = distributed.rank_device(md.pick_device(t.device), self.world)
@@ -102,8 +105,8 @@ class Trainer:
             self.src, self.tgt = load_codecs(d, self.model_dir)
         else:
             self.src, self.tgt = build_codecs(d, self.out, train_src, train_tgt)
-        self.data = Pairs.from_text(train_src, train_tgt, self.src, self.tgt, d, src_path,
-                                    config.model.copy)
+        self.data = training_pairs(train_src, train_tgt, self.src, self.tgt, d, src_path,
+                                   config.model.copy)
         if self.resume_from:
             check_same_run(self.model_dir, config.to_dict(), self.resume_from, DATA_ON_RESUME)
 
@@ -112,8 +115,9 @@ class Trainer:
         self.model = build_model(m, len(self.src.vocab), len(self.tgt.vocab))
         self.model.to(self.device)
         self.n_params = sum(p.numel() for p in self.model.parameters())
-        log.info("model: %s encoder (%s), %s attention, input feeding %s, %s parameters",
-                 m.cell, "bidirectional" if m.bidirectional else "unidirectional", m.attention,
+        log.info("model: %s encoder, %s attention, input feeding %s, %s parameters",
+                 "residual cnn" if m.encoder == "cnn" else f"{m.cell} (bidirectional)"
+                 if m.bidirectional else f"{m.cell} (unidirectional)", m.attention,
                  "on" if m.input_feeding else "off", f"{self.n_params:,}")
         self.att_cost = attention_cost(m.attention, m.decoder_hidden_size, m.embedding_size,
                                        len(self.tgt.vocab))
@@ -179,16 +183,12 @@ class Trainer:
         return autocast(self.cfg.training.precision, self.device)
 
     # ---- one update -------------------------------------------------------------------------
-    def _loss(self, b: Batch, label_smoothing: float) -> torch.Tensor:
-        """Summed (smoothed) cross-entropy of one batch, plus the weighted coverage loss with
-        model.coverage; the logits die with this frame."""
+    def _loss(self, b: Batch) -> torch.Tensor:
+        """The summed training loss of one batch (``loss.training_loss``); the logits die with
+        this frame."""
         with self._autocast():
             out = self.net(b.src, b.src_lens, b.tgt_in, b.src_ext)  # logits (batch, tgt, vocab)
-        loss = nll(out, b, label_smoothing)
-        if self.cfg.model.coverage:
-            loss = loss + self.cfg.training.coverage_weight * coverage_loss(out.attention,
-                                                                            b.tgt_out)
-        return loss
+        return training_loss(out, b, self.cfg.training, self.cfg.model.coverage)
 
     def _update(self, batches: list[Batch]) -> tuple[float, int, int]:
         """Forward/backward over this rank's ``batches`` (gradient accumulation), one optimizer
@@ -207,7 +207,7 @@ class Trainer:
         for i, b in enumerate(batches):
             last = i == len(batches) - 1  # DDP all-reduces the gradients in the last backward
             with nullcontext() if last or self.world.size == 1 else self.net.no_sync():
-                loss = self._loss(b, t.label_smoothing)  # the logits are freed before backward
+                loss = self._loss(b)  # the logits are freed before backward
                 self.scaler.scale(loss * self.world.size / n_tokens).backward()
             total += loss.detach()
         total_f = distributed.all_reduce([float(total)], self.device)[0]

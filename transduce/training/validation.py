@@ -10,9 +10,9 @@ from typing import Callable
 import torch
 
 from transduce.config import Config
-from transduce.data.batching import Batch, Pairs, batch_cost, batch_indices
+from transduce.data.batching import Batch, ImagePairs, Pairs, batch_cost, batch_indices
 from transduce.data.codec import Codec, encode_pairs
-from transduce.data.corpus import read_parallel, resolve_pair
+from transduce.data.corpus import read_parallel, relative_to, resolve_pair
 from transduce.decode.translator import Translator
 from transduce.evaluate import evaluate, perplexity
 from transduce.model.seq2seq import Seq2Seq
@@ -30,13 +30,29 @@ class DevSet:
                  config: Config, att_cost: float):
         self.src, self.ref, self.codecs, self.cfg = src, ref, (src_codec, tgt_codec), config
         self.att_cost = att_cost
+        if config.data.src_type == "image":  # decoded now: a bad image stops the start, not
+            self.batches  # noqa: B018 (the first validation)
 
     @cached_property
     def batches(self) -> list[Batch]:
         """The loss batches. They keep to the training memory budget; as in training, sources
         are cut to data.max_src_len and pairs with targets over data.max_tgt_len are left out
         (all pairs are still translated and scored)."""
-        (s_codec, t_codec), t, d = self.codecs, self.cfg.training, self.cfg.data
+        t, d = self.cfg.training, self.cfg.data
+        budget = t.batch_tokens or t.batch_size * batch_cost(1, d.max_src_len, d.max_tgt_len + 1,
+                                                             self.att_cost)
+        pairs = self._images() if d.src_type == "image" else self._texts()
+        return [pairs.batch(idx) for idx in batch_indices(
+            pairs.src_lens, pairs.tgt_lens, batch_tokens=int(budget), att_cost=self.att_cost,
+            max_sentences=self.cfg.decoding.batch_size, shuffle=False)]
+
+    def _images(self) -> ImagePairs:
+        d = self.cfg.data
+        return ImagePairs.from_lists(self.src, self.ref, self.codecs[1], d,
+                                     resolve_pair(d.dev, d.src_lang, d.tgt_lang)[0])
+
+    def _texts(self) -> Pairs:
+        (s_codec, t_codec), d = self.codecs, self.cfg.data
         src, tgt, ext, _ = encode_pairs([s_codec.tokenize(s) for s in self.src],
                                         [t_codec.tokenize(s) for s in self.ref],
                                         s_codec.vocab, t_codec.vocab, self.cfg.model.copy)
@@ -44,14 +60,9 @@ class DevSet:
         if len(keep) < len(src):
             log.info("dev loss leaves out %d of %d dev pairs (empty, or targets over "
                      "data.max_tgt_len)", len(src) - len(keep), len(src))
-        budget = t.batch_tokens or t.batch_size * batch_cost(1, d.max_src_len, d.max_tgt_len + 1,
-                                                             self.att_cost)
         cut = d.max_src_len
-        pairs = Pairs([src[i][:cut] for i in keep], [tgt[i] for i in keep],
-                      [ext[i][:cut] for i in keep] if ext is not None else None)
-        return [pairs.batch(idx) for idx in batch_indices(
-            pairs.src_lens, pairs.tgt_lens, batch_tokens=int(budget), att_cost=self.att_cost,
-            max_sentences=self.cfg.decoding.batch_size, shuffle=False)]
+        return Pairs([src[i][:cut] for i in keep], [tgt[i] for i in keep],
+                     [ext[i][:cut] for i in keep] if ext is not None else None)
 
     @torch.no_grad()
     def loss(self, model: Seq2Seq, device: torch.device, autocast: Callable = nullcontext
@@ -94,7 +105,10 @@ class DevSet:
 def test_scores(translator: Translator, config: Config) -> dict:
     """``data.test`` translated with the configured decoding, scored with BLEU and chrF."""
     d = config.data
-    src, ref = read_parallel(*resolve_pair(d.test, d.src_lang, d.tgt_lang), key="data.test")
+    src_path, ref_path = resolve_pair(d.test, d.src_lang, d.tgt_lang)
+    src, ref = read_parallel(src_path, ref_path, key="data.test")
+    if d.src_type == "image":
+        src = relative_to(src, src_path)
     scores = evaluate(translator.translate(src), ref, ["bleu", "chrf"])
     log.info("test (%s, beam %d): BLEU %.2f | chrF %.2f | %s", d.test, config.decoding.beam_size,
              scores["bleu"], scores["chrf"], scores["signature"]["bleu"])
