@@ -5,6 +5,7 @@ import argparse
 import math
 
 import pytest
+import torch
 
 import transduce
 from transduce.cli import _decode_options, build_parser, main
@@ -115,3 +116,37 @@ def test_set_changes_the_translate_command_s_output(translator, tmp_path, capsys
     assert isinstance(build_parser().parse_args(["test", "m", "--src", "a", "--ref", "b",
                                                  "--set", "decoding.beam_size=1"]),
                       argparse.Namespace)
+
+
+@pytest.fixture(scope="module")
+def trained_dir(reverse_data, tmp_path_factory):
+    """A tiny model trained until it reverses most dev sentences: its decisions are clear."""
+    model_dir = tmp_path_factory.mktemp("int8") / "model"
+    transduce.train(tiny_config(reverse_data, model_dir,
+                                model={"encoder_hidden_size": 32, "decoder_hidden_size": 40},
+                                training={"max_steps": 800, "validate_every": 800,
+                                          "max_epochs": 1000}))
+    return model_dir
+
+
+def test_int8_outputs_equal_fp32_s(trained_dir, reverse_data):
+    src = (reverse_data / "test.src").read_text().splitlines()
+    ref = (reverse_data / "test.tgt").read_text().splitlines()
+    fp32, int8 = transduce.load(trained_dir), transduce.load(trained_dir, quantize="int8")
+    assert isinstance(int8.model.decoder.output, torch.ao.nn.quantized.dynamic.Linear)
+    for beam in (1, 5):
+        a, b = fp32.translate(src, beam_size=beam), int8.translate(src, beam_size=beam)
+        assert sum(x == y for x, y in zip(a, ref)) >= 0.8 * len(ref)  # the model is trained
+        assert sum(x == y for x, y in zip(a, b)) >= 0.95 * len(src)
+
+
+def test_int8_is_for_the_cpu(trained_dir, monkeypatch):
+    from transduce.model.quantize import quantize
+
+    model = transduce.load(trained_dir).model
+    with pytest.raises(TransduceError, match="runs on the CPU"):
+        quantize(model, "int8", torch.device("cuda"))
+    with pytest.raises(TransduceError, match="unknown quantization 'int4'"):
+        quantize(model, "int4", torch.device("cpu"))
+    args = build_parser().parse_args(["translate", str(trained_dir), "--quantize", "int8"])
+    assert args.quantize == "int8"

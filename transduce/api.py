@@ -19,8 +19,10 @@ def train(config: str | Path | dict | Config, overrides: dict[str, Any] | list[s
     return Trainer(config, overwrite=overwrite).train()
 
 
-def load(model_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> Translator:
-    """A trained model from ``model_dir`` (``best/`` by default)."""
+def load(model_dir: str | Path, checkpoint: str = "best", device: str = "auto",
+         quantize: str | None = None) -> Translator:
+    """A trained model from ``model_dir`` (``best/`` by default); ``quantize="int8"`` for int8
+    decoding on the CPU."""
     from transduce.decode.translator import Translator
 
-    return Translator.load(model_dir, checkpoint, device)
+    return Translator.load(model_dir, checkpoint, device, quantize)

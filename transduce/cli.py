@@ -75,7 +75,8 @@ def _load(args: argparse.Namespace):
     with _startup():
         from transduce.api import load
 
-        return load(args.model_dir, args.checkpoint, args.device)
+        return load(args.model_dir, args.checkpoint, args.device,
+                    getattr(args, "quantize", None))
 
 
 def _read_input(path: str | None) -> list[str]:
@@ -195,6 +196,7 @@ def command(name: str, help: str, *args: tuple):
 
 
 DEVICE = arg("--device", default="auto", choices=["auto", "cpu", "cuda"])
+QUANTIZE = arg("--quantize", choices=["int8"], help="int8 decoder layers (CPU): faster")
 LOAD = (arg("--checkpoint", default="best", choices=["best", "last"]), DEVICE)
 DECODING = (arg("--beam-size", type=POSITIVE), arg("--batch-size", type=POSITIVE),
             arg("--max-len", type=POSITIVE, help="maximum output tokens"),
@@ -204,7 +206,8 @@ DECODING = (arg("--beam-size", type=POSITIVE), arg("--batch-size", type=POSITIVE
             arg("--top-p", type=_number(float, 0, 1, low_open=True)),
             arg("--seed", type=_number(int, 0, 2**63 - 1)),
             arg("--set", nargs="+", action="extend", default=[], metavar="decoding.KEY=VALUE",
-                help="any decoding setting, e.g. --set decoding.length_penalty=0.6"), *LOAD)
+                help="any decoding setting, e.g. --set decoding.length_penalty=0.6"), QUANTIZE,
+            *LOAD)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,7 +360,7 @@ def cmd_plot(args: argparse.Namespace) -> int | None:
 @command("serve", "HTTP API and web page with attention heatmaps", arg("model_dir"),
          arg("--host", default="127.0.0.1", help="the address to listen on (default: this machine "
              "only; any other needs a token, or warns)"),
-         arg("--port", type=_number(int, 1, 65535), default=8000), DEVICE,
+         arg("--port", type=_number(int, 1, 65535), default=8000), DEVICE, QUANTIZE,
          arg("--threads", type=POSITIVE, help="torch threads"),
          arg("--max-batch-size", type=POSITIVE, default=64,
              help="sentences decoded together across concurrent requests"),
@@ -375,9 +378,10 @@ def cmd_serve(args: argparse.Namespace) -> int | None:
     from transduce.serve.app import serve
 
     serve(args.model_dir, host=args.host, port=args.port, device=args.device,
-          threads=args.threads, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-          batching=not args.no_batching, max_inputs=args.max_inputs, max_chars=args.max_chars,
-          allow_hosts=args.allow_host, token=args.token)
+          quantize=args.quantize, threads=args.threads, max_batch_size=args.max_batch_size,
+          max_wait_ms=args.max_wait_ms, batching=not args.no_batching,
+          max_inputs=args.max_inputs, max_chars=args.max_chars, allow_hosts=args.allow_host,
+          token=args.token)
 
 
 @command("chat", "reply to each input line (interactive or piped)", arg("model_dir"), *DECODING)

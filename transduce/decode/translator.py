@@ -15,6 +15,7 @@ from transduce.data.vocabulary import decode_ext
 from transduce.decode.search import (Hypothesis, beam_search, forced_logprob, greedy,
                                      max_lengths)
 from transduce.errors import TransduceError
+from transduce.model.quantize import quantize as quantize_model
 from transduce.model.seq2seq import Seq2Seq
 from transduce.model_dir import load_model
 
@@ -38,10 +39,13 @@ class Translator:
         self.device = torch.device(device)
 
     @classmethod
-    def load(cls, model_dir: str | Path, checkpoint: str = "best",
-             device: str = "auto") -> "Translator":
-        """Load ``model_dir/best`` (falling back to ``last``) with its config and vocabularies."""
+    def load(cls, model_dir: str | Path, checkpoint: str = "best", device: str = "auto",
+             quantize: str | None = None) -> "Translator":
+        """Load ``model_dir/best`` (falling back to ``last``) with its config and vocabularies;
+        ``quantize="int8"``: the decoder's linear layers in int8 (CPU; model/quantize.py)."""
         config, src, tgt, model, dev = load_model(model_dir, checkpoint, device)
+        if quantize is not None:
+            model = quantize_model(model, quantize, dev)
         return cls(model, src, tgt, config, dev)
 
     def translate(self, texts: Sequence[str], **options) -> list[str]:

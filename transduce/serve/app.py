@@ -150,13 +150,14 @@ def attention_json(result: Result | None) -> dict[str, Any]:
 
 def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, device: str = "auto",
           threads: int | None = None, log_level: str = "info", allow_hosts=(),
-          token: str | None = None, **limits) -> None:
+          token: str | None = None, quantize: str | None = None, **limits) -> None:
     """Load ``model_dir`` and serve it with uvicorn until interrupted.
 
     ``threads`` sets torch's intra-op threads (on a busy machine 1 is often fastest: the event
     loop needs a core too); requests may name the server ``host``, a loopback name or one of
     ``allow_hosts``; ``token`` (default: ``$TRANSDUCE_TOKEN``) is required of them if given;
-    other keyword arguments are :class:`Limits` fields.
+    ``quantize``: ``"int8"`` decoder layers (CPU); other keyword arguments are :class:`Limits`
+    fields.
     """
     import uvicorn
 
@@ -173,7 +174,7 @@ def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, device: str = "a
                   "and it has no token: anyone who reaches it can use it. Set TRANSDUCE_TOKEN "
                   "(or --token) to require one, or use --host 127.0.0.1 to keep it local.",
                   file=sys.stderr, flush=True)
-        app = create_app(load(model_dir, device=device), token=token,
+        app = create_app(load(model_dir, device=device, quantize=quantize), token=token,
                          hosts=LOOPBACK_NAMES | {host.strip("[]").lower(), *allow_hosts}, **limits)
         shown, port = f"[{host}]" if ":" in host else host, sock.getsockname()[1]  # port 0: any
         print(f"serving {model_dir} at http://{shown}:{port}/ (Ctrl+C to stop)"
