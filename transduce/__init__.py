@@ -5,17 +5,18 @@
     model = transduce.load("runs/my-model")
     model.translate(["hola mundo"], beam_size=5)
     transduce.evaluate(hyps, refs, metrics=["bleu", "chrf"])
+    summary = transduce.tune("config.yaml", trials=12, minutes=30)  # its tune: section
 """
 import importlib
 
 # ``import transduce`` loads neither torch nor pydantic (the command line starts with it, and
 # ``--help`` or ``evaluate`` need neither); the functions import what they use when called.
-from transduce.api import load, train
+from transduce.api import load, train, tune
 from transduce.errors import TransduceError
 from transduce.evaluate import evaluate
 
 __version__ = "0.1.0"
-__all__ = ["train", "load", "evaluate", "Config", "load_config", "Translator", "Trainer",
+__all__ = ["train", "load", "evaluate", "tune", "Config", "load_config", "Translator", "Trainer",
            "TransduceError"]
 
 _LAZY = {"Config": "transduce.config", "load_config": "transduce.config",

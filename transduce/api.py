@@ -1,4 +1,4 @@
-"""The Python API: ``train``, ``load``, ``evaluate``."""
+"""The Python API: ``train``, ``load``, ``evaluate``, ``tune``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported by the functions when called: ``import transduce`` stays light
     from transduce.config import Config
     from transduce.decode.translator import Translator
+    from transduce.tuning.report import Summary
 
 
 def train(config: str | Path | dict | Config, overrides: dict[str, Any] | list[str] | None = None,
@@ -26,3 +27,17 @@ def load(model_dir: str | Path, checkpoint: str = "best", device: str = "auto",
     from transduce.decode.translator import Translator
 
     return Translator.load(model_dir, checkpoint, device, quantize)
+
+
+def tune(config: str | Path | dict | Config, trials: int | None = None,
+         minutes: float | None = None, jobs: int = 1, study_dir: str | Path | None = None,
+         storage: str | None = None, overrides: dict[str, Any] | list[str] | None = None
+         ) -> Summary:
+    """Run (or continue) the hyper-parameter search of the config's ``tune:`` section: until
+    ``trials`` trials have finished or ``minutes`` have passed, ``jobs`` at a time, in
+    ``study_dir`` (default: model_dir). Returns the study's summary (trials, best, best.yaml)."""
+    from transduce.config import Config, load_config
+    from transduce.tuning.study import tune as run_study
+
+    config = load_config(config.to_dict() if isinstance(config, Config) else config, overrides)
+    return run_study(config, trials, minutes, jobs, study_dir, storage)

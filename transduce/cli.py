@@ -249,6 +249,24 @@ def cmd_train(args: argparse.Namespace) -> int | None:
         return e.exit_code
 
 
+@command("tune", "hyper-parameter search over the config's tune.space (Optuna)", arg("config"),
+         arg("--trials", type=POSITIVE, help="finished trials wanted (default: tune.trials)"),
+         arg("--minutes", type=_number(float, 0, low_open=True),
+             help="no trial starts after this (default: tune.minutes)"),
+         arg("--jobs", type=POSITIVE, default=1, help="trials at a time (worker processes)"),
+         arg("--study-dir", help="default: the config's model_dir"),
+         arg("--storage", help="an Optuna storage URL (default: sqlite study.db in --study-dir)"))
+def cmd_tune(args: argparse.Namespace) -> int | None:
+    from rich.console import Console
+
+    from transduce.api import tune
+
+    summary = tune(args.config, args.trials, args.minutes, args.jobs, args.study_dir, args.storage)
+    Console().print(summary.table())
+    print(f"best: {summary.best_model_dir} -> {summary.best_config}" if summary.best else
+          "no trial completed: no best.yaml")
+
+
 @command("translate", "decode stdin (or -i FILE), one output line per line", arg("model_dir"),
          arg("-i", "--input"), arg("-o", "--output"), arg("--n-best", type=POSITIVE),
          arg("--prefix", help="every output starts with this target text, then goes on freely"),

@@ -204,6 +204,50 @@ class DecodingConfig(_Section):
             raise TransduceError(_format_error(e, None, "decoding option")) from None
 
 
+class Distribution(_Section):
+    """One ``tune.space`` entry: log_uniform, uniform, int (with an optional step) or choice."""
+
+    log_uniform: Optional[tuple[float, float]] = None
+    uniform: Optional[tuple[float, float]] = None
+    int: Optional[tuple[Int, Int]] = None
+    step: Optional[Int] = Field(None, ge=1)  # with int
+    choice: Optional[list[Union[Bool, Int, float, str, None]]] = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Distribution":
+        kinds = [k for k in ("log_uniform", "uniform", "int", "choice") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError(f"give one of log_uniform, uniform, int, choice (got {kinds})")
+        if self.step is not None and kinds != ["int"]:
+            raise ValueError(f"step goes with int, not {kinds[0]}")
+        low, high = self.log_uniform or self.uniform or self.int or (0, 1)  # (choice: no range)
+        if not low < high:
+            raise ValueError(f"{kinds[0]}: [{low}, {high}] needs the low end below the high end")
+        if self.log_uniform and low <= 0:
+            raise ValueError(f"log_uniform needs a low end above 0 (got {low}); use uniform")
+        return self
+
+    def values(self) -> list:
+        """Every choice, or the two ends of the range (int with a step: the last one reached)."""
+        if self.choice:
+            return list(self.choice)
+        low, high = self.log_uniform or self.uniform or self.int
+        return [low, high - (high - low) % self.step if self.step else high]
+
+
+class TuneConfig(_Section):
+    """``transduce tune``: the search space (config key -> distribution) and the budgets."""
+
+    space: dict[str, Distribution] = Field(default_factory=dict)
+    trials: Int = Field(20, ge=1, le=100_000)
+    trial_minutes: Optional[float] = Field(None, gt=0)  # per trial (its training.max_minutes)
+    trial_steps: Optional[Int] = Field(None, ge=1)  # per trial (its training.max_steps)
+    minutes: Optional[float] = Field(None, gt=0)  # the study: no trial starts after this
+    metric: Optional[Literal["bleu", "chrf", "loss", "ppl"]] = None  # default: early stopping's
+    pruner: Literal["median", "halving", "none"] = "median"
+    storage: Optional[str] = None  # an Optuna storage URL; default: sqlite study.db
+
+
 class Config(_Section):
     name: str = "transduce"
     seed: Int = Field(1, ge=0, le=2**32 - 1)  # numpy's seeds are 32-bit
@@ -212,6 +256,7 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     decoding: DecodingConfig = DecodingConfig()
+    tune: TuneConfig = TuneConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -242,8 +287,26 @@ class Config(_Section):
                              "training.attention_reg: 0")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+    @model_validator(mode="after")
+    def _space(self) -> "Config":
+        """Each tune.space key is a config key, and each value it may take one the key allows
+        (checked by validating this config with the value set)."""
+        keys = [k for k in _known_keys(Config) if k.split(".")[0] != "tune"
+                and not isinstance(getattr(self, k, None), BaseModel)]  # not sections
+        for key, dist in self.tune.space.items():
+            if key not in keys:
+                raise ValueError(f"tune.space: '{key}' is not a config key{_suggest(key, keys)}")
+            for value in dist.values():
+                try:
+                    Config.model_validate(apply_overrides(self.to_dict(False), {key: value}))
+                except ValidationError as e:
+                    raise ValueError(f"tune.space '{key}': {short_repr(value)} is not allowed "
+                                     f"({_format_error(e, None)}); keep to what the key allows")
+        return self
+
+    def to_dict(self, tune: bool = True) -> dict[str, Any]:
+        """The config as plain data; the tune section only if asked for and it has a space."""
+        return self.model_dump(mode="json", exclude=None if tune and self.tune.space else {"tune"})
 
 
 def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:

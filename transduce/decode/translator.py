@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -28,8 +28,19 @@ class Result:
     score: float  # length-normalised log-probability
     src_tokens: list[str]
     tgt_tokens: list[str]
-    attention: torch.Tensor | None  # (len(tgt_tokens) [+1 for </s>], len(src_tokens))
-    copy: torch.Tensor | None = None  # (len(tgt_tokens) [+1],) probability of copying (copy models)
+    # (len(tgt_tokens) [+1 for </s>], len(src_tokens)), with search(attention=True)
+    attention: torch.Tensor | None = field(default=None, repr=False)
+    # (len(tgt_tokens) [+1],) probability of copying (copy models), with search(attention=True)
+    copy: torch.Tensor | None = field(default=None, repr=False)
+
+
+def _texts(texts: Sequence[str], name: str = "texts") -> Sequence[str]:
+    """A list of inputs; one bare string is refused (it would be read as one input per
+    character)."""
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a list of strings, got one str; wrap it in a list: "
+                        f"[{texts[:40]!r}]")
+    return texts
 
 
 class Translator:
@@ -37,6 +48,12 @@ class Translator:
                  device: torch.device | str = "cpu"):
         self.model, self.src, self.tgt, self.config = model.eval(), src, tgt, config
         self.device = torch.device(device)
+
+    def __repr__(self) -> str:
+        return (f"Translator({self.config.model_dir!r}, {self.config.data.src_lang}->"
+                f"{self.config.data.tgt_lang}, vocab {len(self.src.vocab)}/{len(self.tgt.vocab)}, "
+                f"{sum(p.numel() for p in self.model.parameters()):,} parameters, "
+                f"{self.device})")
 
     @classmethod
     def load(cls, model_dir: str | Path, checkpoint: str = "best", device: str = "auto",
@@ -49,7 +66,12 @@ class Translator:
         return cls(model, src, tgt, config, dev)
 
     def translate(self, texts: Sequence[str], **options) -> list[str]:
-        """One output string per input (the best hypothesis). Options as in :meth:`search`."""
+        """One output string per input (the best hypothesis). Options as in :meth:`search`;
+        n-best lists come from :meth:`search`."""
+        if options.get("n_best") and self.config.decoding.override(**options).n_best > 1:
+            raise TypeError(f"translate() returns one output per input; for n_best="
+                            f"{options['n_best']} use search(), which returns each input's n-best "
+                            "list of Result (text, score, tokens)")
         return [r[0].text if r else "" for r in self.search(texts, **options)]
 
     def search(self, texts: Sequence[str], *, attention: bool = False,
@@ -62,7 +84,7 @@ class Translator:
         (one text for all inputs, or one per input): every output starts with it and goes on
         freely from there (interactive translation).
         """
-        d = self.config.decoding.override(**options)
+        texts, d = _texts(texts), self.config.decoding.override(**options)
         generator = None
         if d.sampling:
             generator = torch.Generator(device=self.device)
@@ -108,7 +130,10 @@ class Translator:
         """Forced decoding: per (input, target) pair, the target's log-probability given the
         input (its tokens and ``</s>``), and that divided by the number of those tokens; NaN for
         an empty input. Filtering parallel data, reranking."""
-        d = self.config.decoding
+        texts, targets, d = _texts(texts), _texts(targets, "targets"), self.config.decoding
+        if len(texts) != len(targets):
+            raise TransduceError(f"{len(texts)} inputs but {len(targets)} targets; score takes "
+                                 "one target per input")
         src_tokens = self._truncate([self.src.tokenize(t) for t in texts], d.max_input_len)
         ids, tgt, ext, _ = encode_pairs(src_tokens, [self.tgt.tokenize(t) for t in targets],
                                         self.src.vocab, self.tgt.vocab, self.model.copy)

@@ -47,6 +47,8 @@ HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False, "ppl": False}
 
 
 class Trainer:
+    on_validation = None  # called with (step, dev scores) after each validation (transduce tune)
+
     def __init__(self, config: Config, overwrite: bool = False):
         """Check everything that can be checked before model_dir is touched (the data files, the
         model_dir path and contents, a resumable last/), then build or restore the training state.
@@ -372,6 +374,8 @@ class Trainer:
             self.board.scalars("dev", scores, ("loss", "ppl", "bleu", "chrf"), st.step)
             if self.cfg.model.attention != "none":
                 self.board.attention(translator, self.dev.src[:Board.SENTENCES], st.step)
+        if self.on_validation:
+            self.on_validation(st.step, scores)
         patience = self.cfg.training.patience
         return bool(patience and st.bad_validations >= patience)
 
