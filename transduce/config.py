@@ -6,16 +6,16 @@ what was given, and what is allowed (plus a "did you mean" suggestion for misspe
 """
 from __future__ import annotations
 
-import difflib
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError,
                       model_validator)
 
 from transduce.errors import TransduceError, short_repr
+from transduce.peer_keys import suggest as _suggest
 from transduce.yaml_io import SafeLoader, dump_yaml, load_yaml
 
 
@@ -319,12 +319,6 @@ def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     return keys
 
 
-def _suggest(key: str, known: Iterable[str]) -> str:
-    """The hint for a misspelt key: ``; did you mean 'the.closest'?``, or nothing."""
-    guess = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return f"; did you mean '{guess[0]}'?" if guess else ""
-
-
 def _format_error(err: ValidationError, source: str | None, what: str = "config key") -> str:
     """One line per problem (the first MAX_PROBLEMS): where (``source``: the file, and the input
     given), the key path, what is wrong, what is allowed. ``source`` None: per-call options,
@@ -365,8 +359,7 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] |
     for key, value in (overrides or {}).items():
         if key not in known:
             raise TransduceError(f"--set: unknown config key '{key}'{_suggest(key, known)}")
-        node = raw
-        parts = key.split(".")
+        node, parts = raw, key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
