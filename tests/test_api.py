@@ -1,4 +1,6 @@
 """The Python API's edges: a bare string, n-best through translate(), keyword typos, reprs."""
+import sys
+
 import pytest
 
 import transduce
@@ -43,3 +45,16 @@ def test_reprs_are_short_and_say_what_the_object_is(model):
     result = model.search(["w1 w2"], attention=True)[0][0]
     assert result.attention is not None and "tensor" not in repr(result)
     assert len(repr(result)) < 300
+
+
+def test_version_names_transduce_torch_and_python(capsys):
+    from importlib.metadata import version
+
+    from transduce.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    python = sys.version.split()[0]
+    assert capsys.readouterr().out.strip() == \
+        f"transduce {transduce.__version__} (torch {version('torch')}, Python {python})"

@@ -210,10 +210,24 @@ DECODING = (arg("--beam-size", type=POSITIVE), arg("--batch-size", type=POSITIVE
             *LOAD)
 
 
+def _version() -> str:
+    """``transduce 0.1.0 (torch 2.13.0, Python 3.11.2)``, without importing torch."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from transduce import __version__
+
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "not installed"
+    return f"transduce {__version__} (torch {torch}, Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="transduce",
                 description="transduce: train, decode and score sequence-to-sequence models")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True)
     for name, help, func, args in COMMANDS:
         sp = sub.add_parser(name, help=help)
