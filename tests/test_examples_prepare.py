@@ -431,3 +431,137 @@ def test_typed_signature_pairs():
     assert mod.module_pairs("def broken(:\n", STUB) == []
     overloaded = "@overload\ndef f(x: int) -> int: ...\n@overload\ndef f(x: str) -> str: ...\n"
     assert mod.functions(mod.parse(overloaded)) == {"f": None}
+
+
+# ---------------------------------------------------------------- emoji-captions: names and images
+
+EMOJI_TEST = """\
+# subgroup: person-role
+1F9D1 200D 1F373                                       ; fully-qualified     # 🧑‍🍳 E12.1 cook
+1F9D1 1F3FB 200D 1F373                                 ; fully-qualified     # 🧑🏻‍🍳 E12.1 cook: light skin tone
+1F469 200D 2695                                        ; minimally-qualified # 👩‍⚕ E4.0 woman health worker
+1F1E9 1F1EA                                            ; fully-qualified     # 🇩🇪 E2.0 flag: Germany
+"""
+
+
+def _emoji(names: list[str]) -> list:
+    mod = load("emoji-captions")
+    return [mod.Emoji(f"{0x1F000 + i:X}", n) for i, n in enumerate(names)]
+
+
+def test_emoji_test_keeps_fully_qualified_names_and_codepoints():
+    mod = load("emoji-captions")
+    cook, toned, flag = mod.parse_emoji_test(EMOJI_TEST)
+    assert (cook.name, toned.name, flag.name) == ("cook", "cook: light skin tone", "flag: Germany")
+    assert toned.text == "\U0001F9D1\U0001F3FB\u200d\U0001F373"
+    assert toned.file == "1f9d1-1f3fb-200d-1f373.png" and toned.key == "1f9d1-1f3fb-200d-1f373"
+    assert mod.Emoji("2764 FE0F", "red heart").key == "2764"
+    assert mod.parts("kiss: woman, man, dark skin tone") == [
+        "kiss", "woman", "man", "dark skin tone"]
+
+
+def test_compositional_hold_outs_keep_every_part_and_word_in_training(monkeypatch):
+    from collections import Counter
+
+    mod = load("emoji-captions")
+    monkeypatch.setattr(mod, "N_TEST", 5)
+    monkeypatch.setattr(mod, "N_DEV", 2)
+    tones = ["light skin tone", "medium skin tone", "dark skin tone"]
+    names = [f"{job}{': ' + t if t else ''}" for job in ("cook", "farmer", "pilot", "judge")
+             for t in ["", *tones]] + ["flag: Germany", "flag: France", "red heart"]
+    emoji = _emoji(names)
+    where = mod.assign(emoji, seed=1)
+    assert where == mod.assign(emoji[::-1], seed=1) != mod.assign(emoji, seed=2)
+    held = [n for n, w in where.items() if w != "train"]
+    assert Counter(where.values()) == {"train": 12, "test_compositional": 5, "dev": 2}
+    train = [n for n, w in where.items() if w == "train"]
+    for name in held:
+        assert ":" in name and name not in ("flag: Germany", "flag: France")  # parts once only
+        assert all(any(p in mod.parts(t) for t in train) for p in mod.parts(name))
+
+
+def test_references_append_the_tones_and_drop_repeats():
+    mod = load("emoji-captions")
+    toned = mod.Emoji("1F469 1F3FD 200D 2695 FE0F", "woman health worker: medium skin tone")
+    alternatives = {toned.key: ["WOMAN HEALTH WORKER".lower(), "female doctor", "a", "b", "c"]}
+    assert mod.references(toned, alternatives) == [
+        "woman health worker: medium skin tone", "female doctor: medium skin tone",
+        "a: medium skin tone", "b: medium skin tone"]  # at most MAX_REFS = 4
+    assert mod.references(mod.Emoji("1F600", "grinning face"), {}) == ["grinning face"]
+
+
+def test_normalize_crops_centres_on_white_and_resizes():
+    from PIL import Image
+
+    mod = load("emoji-captions")
+    image = Image.new("RGBA", (100, 50), (0, 0, 0, 0))
+    image.paste((255, 0, 0, 255), (10, 10, 30, 20))  # a 20 x 10 red bar
+    out = mod.normalize(image, 16)
+    assert out.size == (16, 16) and out.mode == "RGB"
+    assert out.getpixel((8, 8)) == (255, 0, 0) and out.getpixel((8, 1)) == (255, 255, 255)
+
+
+def _write_split(out: Path, split: str, rows: list[tuple[str, str, int]]) -> None:
+    from PIL import Image
+
+    for path, _, shade in rows:
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (shade, 0, 0)).save(out / path)
+    (out / f"{split}.src").write_text("".join(p + "\n" for p, _, _ in rows))
+    (out / f"{split}.tgt").write_text("".join(c + "\n" for _, c, _ in rows))
+
+
+def test_leak_check_passes_clean_splits_and_catches_each_leak(tmp_path):
+    mod = load("emoji-captions")
+    splits = {
+        "train": [("images/noto/a.png", "cook: light skin tone", 1),
+                  ("images/noto/b.png", "farmer: dark skin tone", 2),
+                  ("images/google/a.png", "cook: light skin tone", 3)],
+        "dev": [("images/noto/c.png", "farmer: light skin tone", 4)],
+        "test_compositional": [("images/google/d.png", "cook: dark skin tone", 5)],
+        "test_style": [("images/twitter/b.png", "farmer: dark skin tone", 6)],
+    }
+
+    def check(**changed: list) -> None:
+        for split, rows in {**splits, **changed}.items():
+            _write_split(tmp_path, split, rows)
+        mod.check(tmp_path)
+
+    check()
+    leaks = {
+        "dev and test_style share": {
+            "dev": [("images/twitter/b.png", "farmer: light skin tone", 4)]},
+        "is a training caption": {
+            "test_compositional": [("images/google/d.png", "farmer: dark skin tone", 5)]},
+        r"\['medium skin tone', 'medium'\] never occur": {
+            "test_compositional": [("images/google/d.png", "cook: medium skin tone", 5)]},
+        "pixels of a training image": {
+            "test_style": [("images/twitter/b.png", "farmer: dark skin tone", 2)]},
+        "train": {"train": [*splits["train"], ("images/twitter/z.png", "cook: dark skin tone", 9)]},
+        "test_style: a caption": {"test_style": [("images/twitter/b.png", "judge", 6)]},
+    }
+    for message, changed in leaks.items():
+        with pytest.raises(AssertionError, match=message):
+            check(**changed)
+
+
+def test_datasource_names_cover_skin_variations(tmp_path):
+    import io
+    import json
+    import tarfile
+
+    mod = load("emoji-captions")
+    entries = [{"unified": "1F469-200D-2695-FE0F", "name": "WOMAN HEALTH WORKER",
+                "short_name": "female-doctor", "short_names": ["female-doctor", "nurse"],
+                "skin_variations": {"1F3FD": {"unified": "1F469-1F3FD-200D-2695-FE0F"}}},
+               {"unified": "1F1E9-1F1EA", "name": "Germany Flag", "short_name": "flag-de",
+                "short_names": ["flag-de", "de"]}]
+    data = json.dumps(entries).encode()
+    with tarfile.open(tmp_path / "ds.tgz", "w:gz") as tar:
+        info = tarfile.TarInfo("package/emoji.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    names = mod.datasource_names(tmp_path / "ds.tgz")
+    assert names["1f469-200d-2695"] == names["1f469-1f3fd-200d-2695"] == [
+        "woman health worker", "female doctor"]
+    assert names["1f1e9-1f1ea"] == ["Germany Flag"]
