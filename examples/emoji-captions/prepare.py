@@ -23,8 +23,8 @@ import sys
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from prepare_utils import split_hash  # noqa: E402
@@ -43,8 +43,7 @@ MAX_REFS = 4
 LINE_RE = re.compile(r"^([0-9A-F ]+?)\s*;\s*fully-qualified\s*#\s*\S+\s+E\d+\.\d+\s+(.+)$")
 
 
-@dataclass(frozen=True)
-class Emoji:
+class Emoji(NamedTuple):
     """One fully-qualified emoji: code points as in emoji-test.txt (``1F469 200D 2695 FE0F``)."""
 
     codepoints: str
@@ -218,7 +217,7 @@ def collect(out: Path, npm_dir: Path, emoji: list[Emoji]) -> dict[str, set[str]]
 
 
 def npm_tarball(spec: str) -> str:
-    """The file name ``npm pack`` gives a package spec (``openmoji@17.0.0`` -> openmoji-17.0.0.tgz)."""
+    """The file ``npm pack`` writes for a spec: ``openmoji@17.0.0`` -> openmoji-17.0.0.tgz."""
     name, version = spec.rsplit("@", 1)
     return f"{name}-{version}.tgz"
 
