@@ -276,7 +276,7 @@ def cmd_tune(args: argparse.Namespace) -> int | None:
     from transduce.api import tune
 
     summary = tune(args.config, args.trials, args.minutes, args.jobs, args.study_dir, args.storage)
-    Console().print(summary.table())
+    Console(width=None if sys.stdout.isatty() else 160).print(summary.table())
     print(f"best: {summary.best_model_dir} -> {summary.best_config}" if summary.best else
           "no trial completed: no best.yaml")
 
@@ -287,7 +287,7 @@ def cmd_tune(args: argparse.Namespace) -> int | None:
          *DECODING)
 def cmd_translate(args: argparse.Namespace) -> int | None:
     model = _load(args)
-    lines = _read_input(args.input)
+    lines = _image_paths(model, _read_input(args.input), args.input)
     options = _decode_options(args)
     n_best = model.config.decoding.override(**options).n_best
     out = []
@@ -298,6 +298,25 @@ def cmd_translate(args: argparse.Namespace) -> int | None:
         else:
             out.append(res[0].text if res else "")
     _write_output(out, args.output)
+
+
+def _image_paths(model, lines: list[str], list_file: str | None) -> list[str]:
+    """An image model's input lines are image paths relative to their list file (from stdin:
+    to the current directory); a text model's stay as they are."""
+    from transduce.data.corpus import relative_to
+
+    return relative_to(lines, list_file) if model.model.images and list_file not in (None, "-") \
+        else lines
+
+
+@command("caption", "print one caption per image, in order (a model trained on images)",
+         arg("model_dir"), arg("images", nargs="+", metavar="IMAGE"), *DECODING)
+def cmd_caption(args: argparse.Namespace) -> int | None:
+    model = _load(args)
+    if not model.model.images:
+        raise TransduceError(f"{args.model_dir}: this model reads text (data.src_type: text), "
+                             "not images; use transduce translate")
+    _write_output(model.translate(args.images, **_decode_options(args)), None)
 
 
 REFS = arg("--ref", required=True, nargs="+", metavar="REF",
@@ -332,7 +351,7 @@ def cmd_test(args: argparse.Namespace) -> int | None:
     refs = read_references(args.ref)
     _nothing_to_score(refs, args.src, args.ref[0])
     model = _load(args)
-    hyps = model.translate(src, **_decode_options(args))
+    hyps = model.translate(_image_paths(model, src, args.src), **_decode_options(args))
     if args.output:
         _write_output(hyps, args.output)
     _print_scores(hyps, refs, args)

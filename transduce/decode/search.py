@@ -202,7 +202,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
     scores = torch.full((batch, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one
     alive = _Alive(scores, torch.zeros(batch, k, 0, dtype=torch.long, device=device), None,
-                   torch.zeros(batch, k, src.size(1), device=device) if track else None)
+                   torch.zeros(batch, k, state.mask.size(1), device=device) if track else None)
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
     active = list(range(batch))
     lengths = src_lens.tolist()

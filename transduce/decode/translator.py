@@ -9,8 +9,9 @@ from typing import Sequence
 import torch
 
 from transduce.config import Config
-from transduce.data.batching import make_batch
+from transduce.data.batching import Batch, image_batch, make_batch
 from transduce.data.codec import Codec, encode_pairs
+from transduce.data.images import Images
 from transduce.data.vocabulary import decode_ext
 from transduce.decode.search import (Hypothesis, beam_search, forced_logprob, greedy,
                                      max_lengths)
@@ -89,7 +90,7 @@ class Translator:
         if d.sampling:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(self.config.seed if d.seed is None else d.seed)
-        src_tokens = self._truncate([self.src.tokenize(t) for t in texts], d.max_input_len)
+        src_tokens = self._source_tokens(texts, d.max_input_len)
         if isinstance(prefix, str):
             prefix = [prefix] * len(texts)
         if prefix is not None and len(prefix) != len(texts):
@@ -102,8 +103,7 @@ class Translator:
         results: list[list[Result]] = [[] for _ in texts]
         for start in range(0, len(order), d.batch_size):
             chunk = order[start:start + d.batch_size]
-            batch = make_batch([ids[i] for i in chunk], src_ext=[ext[i] for i in chunk]
-                               if ext is not None else None).to(self.device)
+            batch = self._batch(chunk, ids, ext, texts)
             lens = max_lengths(batch.src_lens, d.max_len_a, d.max_len_b)
             if d.max_len:
                 lens = [min(n, d.max_len) for n in lens]
@@ -126,6 +126,24 @@ class Translator:
                               for h in nbest]
         return results
 
+    def _source_tokens(self, texts: Sequence[str], max_input_len: int | None
+                       ) -> list[list[str]]:
+        """Each input's tokens (cut to ``max_input_len``); for an image model its path, alone."""
+        if self.model.images:
+            return [[t] if t else [] for t in texts]
+        return self._truncate([self.src.tokenize(t) for t in texts], max_input_len)
+
+    def _batch(self, chunk: list[int], ids: list[list[int]], ext: list[list[int]] | None,
+               texts: Sequence[str]) -> Batch:
+        """The inputs ``chunk`` (indices) as a batch on the device: their ids (and extended ids,
+        with copy), or for an image model the images at those paths, decoded."""
+        if self.model.images:
+            paths = [texts[i] for i in chunk]
+            pixels = Images.load(paths, self.config.data.image_size).batch(range(len(paths)))
+            return image_batch(pixels).to(self.device)
+        return make_batch([ids[i] for i in chunk], src_ext=[ext[i] for i in chunk]
+                          if ext is not None else None).to(self.device)
+
     def score(self, texts: Sequence[str], targets: Sequence[str]) -> list[tuple[float, float]]:
         """Forced decoding: per (input, target) pair, the target's log-probability given the
         input (its tokens and ``</s>``), and that divided by the number of those tokens; NaN for
@@ -134,15 +152,14 @@ class Translator:
         if len(texts) != len(targets):
             raise TransduceError(f"{len(texts)} inputs but {len(targets)} targets; score takes "
                                  "one target per input")
-        src_tokens = self._truncate([self.src.tokenize(t) for t in texts], d.max_input_len)
+        src_tokens = self._source_tokens(texts, d.max_input_len)
         ids, tgt, ext, _ = encode_pairs(src_tokens, [self.tgt.tokenize(t) for t in targets],
                                         self.src.vocab, self.tgt.vocab, self.model.copy)
         order = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: -len(ids[i]))
         scores = [(float("nan"), float("nan"))] * len(texts)
         for start in range(0, len(order), d.batch_size):
             chunk = order[start:start + d.batch_size]
-            batch = make_batch([ids[i] for i in chunk], src_ext=[ext[i] for i in chunk]
-                               if ext is not None else None).to(self.device)
+            batch = self._batch(chunk, ids, ext, texts)
             logps = forced_logprob(self.model, batch.src, batch.src_lens,
                                    [tgt[i] for i in chunk], batch.src_ext)
             for i, lp in zip(chunk, logps):
