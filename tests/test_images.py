@@ -171,6 +171,15 @@ def test_caption_and_translate_print_one_line_per_image_in_order(trained, shapes
     assert "nope.png: image not found" in capsys.readouterr().err
 
 
+def test_plot_draws_the_image_under_each_word(trained, shapes, tmp_path, capsys):
+    path = shapes / (shapes / "dev.src").read_text().split()[0]
+    assert main(["plot", str(trained), str(path), "-o", str(tmp_path / "att.png")]) == 0
+    caption = capsys.readouterr().out.strip()
+    with Image.open(tmp_path / "att.png") as im:  # a panel per word, </s> and the input
+        assert im.format == "PNG" and im.width >= 2 * 200
+    assert caption == Translator.load(trained, device="cpu").translate([str(path)])[0]
+
+
 def test_resume_is_exact(shapes, tmp_path, monkeypatch):
     """Dropout and augmentation draw from the RNG, so last/ must restore it exactly."""
     ref = Path(image_config(shapes, tmp_path / "ref")["model_dir"])

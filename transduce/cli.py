@@ -378,7 +378,8 @@ def cmd_demo(args: argparse.Namespace) -> int | None:
     return run_demo(minutes=args.minutes, model_dir=args.model_dir)
 
 
-@command("plot", "attention heatmap of one input", arg("model_dir"), arg("text"),
+@command("plot", "attention heatmap of one input (an image model: the image under each word's "
+         "attention)", arg("model_dir"), arg("text", help="the input (an image model: its path)"),
          arg("-o", "--output", default="attention.png"), arg("--beam-size", type=POSITIVE), *LOAD)
 def cmd_plot(args: argparse.Namespace) -> int | None:
     from matplotlib.backend_bases import FigureCanvasBase
@@ -399,8 +400,16 @@ def cmd_plot(args: argparse.Namespace) -> int | None:
         raise TransduceError("the text to plot is empty")
     res = model.search([args.text], beam_size=args.beam_size, attention=True)[0][0]
     try:
-        plot_attention(res.attention, res.src_tokens, res.tgt_tokens, out, title=res.text[:80],
-                       copy=res.copy)
+        if model.model.images:  # Show, Attend and Tell's figure
+            from transduce.data.images import load_image
+            from transduce.plot import image_attention_figure, save_figure
+
+            image = load_image(args.text, model.config.data.image_size).transpose(1, 2, 0)
+            save_figure(image_attention_figure(image, res.attention, res.tgt_tokens,
+                                               res.text[:80]), out)
+        else:
+            plot_attention(res.attention, res.src_tokens, res.tgt_tokens, out,
+                           title=res.text[:80], copy=res.copy)
     except OSError as e:
         raise TransduceError(f"{out}: cannot write the plot ({e.strerror}); check the path and "
                              "its permissions") from None
