@@ -267,8 +267,8 @@ def read_split(out: Path, split: str) -> tuple[list[str], list[str]]:
 def check(out: Path) -> str:
     """The leak check of the written splits; raises AssertionError on a leak, else a summary.
 
-    * no image path (emoji and style) is in two splits, and no two splits hold pixel-identical
-      images under different paths in train and a held-out split;
+    * no image path (emoji and style) is in two splits, and no held-out image has the pixels
+      of a training image;
     * no emoji of dev or test_compositional is in train, in any style, and every part and every
       word of their captions occurs in a training caption;
     * no ``TEST_STYLE`` image is in train or dev, and test_style holds only training captions.
