@@ -17,7 +17,7 @@ LAYERS = [
     ["config"],
     ["data", "evaluate", "plot"],
     ["model"],
-    ["model_dir"],
+    ["model_dir", "checkpoints"],
     ["decode"],
     ["training"],
     ["api", "cli", "demo", "serve", "tuning", "__init__", "__main__"],

@@ -344,6 +344,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int | None:
          arg("--metrics", default="bleu,chrf"), arg("--json", action="store_true"), *DECODING)
 def cmd_test(args: argparse.Namespace) -> int | None:
     from transduce.data.corpus import read_parallel
+
     from transduce.evaluate import read_references
 
     src, _ = read_parallel(args.src, args.ref[0])
@@ -366,6 +367,26 @@ def cmd_score(args: argparse.Namespace) -> int | None:
     model = _load(args)
     _write_output([f"{lp:.4f}\t{per_token:.4f}" for lp, per_token in model.score(src, refs)],
                   args.output)
+
+
+@command("average", "average the weights of kept checkpoints (training.keep_last / keep_best)"
+         " into a new model_dir", arg("model_dir"),
+         arg("--last", type=POSITIVE, help="the N most recent kept checkpoints (default 5)"),
+         arg("--best", type=POSITIVE, help="the N best by the early-stopping metric"),
+         arg("-o", "--output", help="the new model_dir (default: MODEL_DIR-average)"))
+def cmd_average(args: argparse.Namespace) -> int | None:
+    from transduce.checkpoints import select, write_average
+    from transduce.config import load_config
+    from transduce.model_dir import CONFIG
+
+    if args.last and args.best:
+        raise TransduceError("--last and --best: choose one")
+    metric = load_config(Path(args.model_dir) / CONFIG).training.early_stopping_metric
+    paths = select(Path(args.model_dir), last=None if args.best else args.last or 5,
+                   best=args.best, metric=metric)
+    out = write_average(args.model_dir, args.output or f"{args.model_dir.rstrip('/')}-average",
+                        paths)
+    print(f"{out}: the average of {', '.join(p.name for p in paths)}")
 
 
 @command("demo", "train and show a small attention model on generated data",

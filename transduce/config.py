@@ -151,6 +151,10 @@ class TrainingConfig(_Section):
     # dev pairs greedy-decoded at each validation for BLEU/chrF (a fixed seeded sample; None: all)
     dev_sample: Optional[Int] = Field(500, ge=1)
     patience: Optional[Int] = Field(None, ge=1)  # validations without improvement before stopping
+    # kept/step-*/ checkpoints beside best/ and last/: the N most recent and the N best (for
+    # transduce average); 1 and 1: none
+    keep_last: Int = Field(1, ge=1, le=1000)
+    keep_best: Int = Field(1, ge=1, le=1000)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     max_nonfinite_updates: Int = Field(10, ge=1)  # NaN/inf losses in a row before training stops
     tensorboard: Bool = False

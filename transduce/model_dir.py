@@ -35,13 +35,13 @@ FORMAT = "transduce-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS, META, STATE = "model.safetensors", "meta.json", "trainer_state.pt"
 CONFIG, TRAIN_LOG, METRICS, TENSORBOARD = "config.yaml", "train.log", "metrics.jsonl", "tensorboard"
-BEST, LAST = "best", "last"
+BEST, LAST, KEPT = "best", "last", "kept"  # kept/: step-named checkpoints (checkpoints.py)
 PROBE, STAGE = ".write-test", ".overwrite.tmp"  # see prepare
 TRAIN_LOG_MARK = "transduce train writes this model_dir"  # the first line of a run's train.log
 # every name a run writes in a model_dir, checkpoints first (``--overwrite`` removes these and
 # nothing else)
 ENTRIES = (*(c + suffix for c in (BEST, LAST) for suffix in ("", ".old", ".tmp")),
-           CONFIG, *CODEC_FILES, TRAIN_LOG, METRICS, TENSORBOARD)
+           KEPT, CONFIG, *CODEC_FILES, TRAIN_LOG, METRICS, TENSORBOARD)
 MAX_OUTPUT_LEN = 2048  # tokens: the most that a model_dir's own decoding settings may ask for
 
 

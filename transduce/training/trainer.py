@@ -21,6 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from transduce import model_dir as md
+from transduce.checkpoints import HIGHER_IS_BETTER, keep
 from transduce.config import Config, save_config
 from transduce.data.batching import (Batch, attention_cost, batch_indices, training_pairs,
                                      warn_oversized)
@@ -43,7 +44,6 @@ from transduce.training.tensorboard import Board
 from transduce.training.validation import DevSet, test_scores
 
 log = logging.getLogger("transduce")
-HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False, "ppl": False}
 
 
 class Trainer:
@@ -133,8 +133,8 @@ class Trainer:
         self.total_steps = t.max_steps or math.ceil(t.max_epochs * self.batches_per_epoch /
                                                     (t.accumulate * self.world.size))
         self.metric = t.early_stopping_metric
-        self.schedule = Schedule(t, self.optimizer, self.total_steps,
-                                 HIGHER_IS_BETTER[self.metric])
+        self.higher = HIGHER_IS_BETTER[self.metric]
+        self.schedule = Schedule(t, self.optimizer, self.total_steps, self.higher)
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
 
         # ---- training position (restored on resume: the run goes on as if never stopped) -----
@@ -245,8 +245,8 @@ class Trainer:
                 log.info("training: %d batches per epoch, up to %d updates, device %s, %s",
                          self.batches_per_epoch, self.total_steps, self.device, t.precision)
                 if t.batch_tokens:
-                    warn_oversized(self.data.src_lens, self.data.tgt_lens, t.batch_tokens, self.att_cost,
-                                   "data.max_src_len / data.max_tgt_len (now "
+                    warn_oversized(self.data.src_lens, self.data.tgt_lens, t.batch_tokens,
+                                   self.att_cost, "data.max_src_len / data.max_tgt_len (now "
                                    f"{self.cfg.data.max_src_len} / {self.cfg.data.max_tgt_len})")
                 reason = st.stop_reason(t, resumed=True)
                 if reason:
@@ -358,11 +358,11 @@ class Trainer:
             return False
         tic = time.perf_counter()
         scores, translator, hyps = self.dev.score(self.model, self.device, self._autocast)
-        value = scores[self.metric]
-        better = st.validated(value, HIGHER_IS_BETTER[self.metric])
+        better = st.validated(scores[self.metric], self.higher)
         if better:
             md.save_checkpoint(self.model_dir / md.BEST, self.model, self._meta(scores))
-        self.schedule.validated(value)
+        keep(self.model_dir, self.model, self._meta(scores), self.cfg.training)
+        self.schedule.validated(scores[self.metric])
         log.info("validation at step %d: dev loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s "
                  "(%.1fs) | e.g. %r -> %r", st.step, scores["loss"], scores["ppl"],
                  scores["bleu"], scores["chrf"], " | new best" if better else "",
