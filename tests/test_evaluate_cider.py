@@ -43,6 +43,10 @@ def test_words_are_lowercased_and_punctuation_dropped():
     assert cider_d(plain, refs) == pytest.approx(10.0)
 
 
+def test_a_single_hypothesis_scores_zero_as_in_pycocoevalcap():
+    assert cider_d(["red apple"], [["red apple"]]) == 0.0  # idf = log(1 / 1) for every n-gram
+
+
 def test_a_wrong_caption_scores_zero_and_order_of_references_does_not_matter():
     refs = [["red apple", "an apple"], ["green apple", "a pear"], ["blue car"]]
     assert cider_d(["dog", "cat", "boat"], refs) == 0.0

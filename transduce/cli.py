@@ -344,7 +344,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int | None:
          arg("--metrics", default="bleu,chrf"), arg("--json", action="store_true"), *DECODING)
 def cmd_test(args: argparse.Namespace) -> int | None:
     from transduce.data.corpus import read_parallel
-
     from transduce.evaluate import read_references
 
     src, _ = read_parallel(args.src, args.ref[0])

@@ -113,7 +113,8 @@ def cider_d(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4,
     over each hypothesis's reference set, hypothesis counts clipped to the reference's, a
     Gaussian penalty on the length difference, the mean over n and over references, times 10,
     averaged over hypotheses. Like pycocoevalcap, the "length" is the number of bigrams, and
-    the text is compared in lowercased words without punctuation (the PTB tokenizer's role)."""
+    the text is compared in lowercased words without punctuation (the PTB tokenizer's role).
+    The idf is a corpus statistic: a single hypothesis always scores 0."""
     hyp_grams = [_ngrams(h, n) for h in hyps]
     ref_grams = [[_ngrams(r, n) for r in rs] for rs in refs]
     df = Counter(g for rs in ref_grams for g in set().union(*rs))

@@ -115,18 +115,20 @@ class Summary:
         from rich.table import Table
 
         names = list(dict.fromkeys(k for r in self.trials for k in r["params"]))
-        table = Table("trial", "state", *names, f"dev {self.metric}", "step", "minutes", "note",
+        short = [k.rpartition(".")[2] for k in names]  # lr, dropout: unless two keys share one
+        heads = short if len(set(short)) == len(short) else names
+        table = Table("trial", "state", *heads, f"dev {self.metric}", "step", "minutes", "note",
                       title=f"study in {self.study_dir}")
         for r in self.trials:
             table.add_row(str(r["trial"]), r["state"],
                           *(_cell(r["params"].get(k)) for k in names), _cell(r["value"]),
-                          _cell(r["step"]), _cell(r["minutes"]), r["note"][:60],
+                          _cell(r["step"]), _cell(r["minutes"], ".1f"), r["note"][:60],
                           style="bold" if self.best and r["trial"] == self.best["trial"] else None)
         return table
 
 
-def _cell(value: Any) -> str:
-    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+def _cell(value: Any, form: str = ".4g") -> str:
+    return "" if value is None else f"{value:{form}}" if isinstance(value, float) else str(value)
 
 
 def finish(study: optuna.Study, plan: Plan) -> Summary:
