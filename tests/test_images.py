@@ -180,6 +180,32 @@ def test_plot_draws_the_image_under_each_word(trained, shapes, tmp_path, capsys)
     assert caption == Translator.load(trained, device="cpu").translate([str(path)])[0]
 
 
+def test_server_captions_an_uploaded_image(trained, shapes):
+    from fastapi.testclient import TestClient
+
+    from transduce.serve.app import create_app
+
+    t = Translator.load(trained, device="cpu")
+    path = shapes / (shapes / "dev.src").read_text().split()[0]
+    with TestClient(create_app(t), base_url="http://localhost") as c:
+        assert c.get("/health").json()["model"]["src_type"] == "image"
+        r = c.post("/caption?attention=true&beam_size=2", content=path.read_bytes(),
+                   headers={"Content-Type": "image/png"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["caption"] == t.translate([str(path)], beam_size=2)[0]
+        att = body["attention"]
+        assert att["grid"] == [4, 4] and len(att["matrix"][0]) == 16
+        assert len(att["matrix"]) == len(att["tgt_tokens"])
+        bad = c.post("/caption", content=b"not an image", headers={"Content-Type": "image/png"})
+        assert bad.status_code == 422 and bad.json()["error"] == "invalid_image"
+        assert c.post("/caption", content=path.read_bytes(),
+                      headers={"Content-Type": "text/plain"}).status_code == 415
+        # text inputs of an image model would be paths on the server's disk
+        refused = c.post("/translate", json={"text": ["/etc/passwd"]})
+        assert refused.status_code == 404 and refused.json()["error"] == "image_model"
+
+
 def test_resume_is_exact(shapes, tmp_path, monkeypatch):
     """Dropout and augmentation draw from the RNG, so last/ must restore it exactly."""
     ref = Path(image_config(shapes, tmp_path / "ref")["model_dir"])

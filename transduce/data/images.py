@@ -15,6 +15,7 @@ and search.
 """
 from __future__ import annotations
 
+import io
 import logging
 import statistics
 from pathlib import Path
@@ -35,6 +36,7 @@ STD = (0.229, 0.224, 0.225)
 DEFAULT_RANGE = (32, 128)  # data.image_size chosen from the data stays within these
 SHIFT = 1 / 16  # augmentation: the largest shift, as a share of the side
 JITTER = 0.1  # augmentation: brightness, contrast and saturation factors within 1 +- JITTER
+MAX_PIXELS = 50_000_000  # larger images are refused before decoding (memory, time)
 
 
 def cells(image_size: int) -> int:
@@ -42,32 +44,43 @@ def cells(image_size: int) -> int:
     return (image_size // STRIDE) ** 2
 
 
-def _open(path: str | Path, where: str):
-    """The opened (not yet decoded) image; a missing or non-image file is a one-line error.
-    ``where``: ``LISTFILE:LINE: `` or "" (then the message starts with the path)."""
+def _open(source: str | Path | bytes, where: str):
+    """The opened (not yet decoded) image of a path or of a file's bytes (an upload); a missing,
+    non-image or oversized file is a one-line error. ``where``: ``LISTFILE:LINE: `` or "" (then
+    the message starts with the path)."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        what = "not found" if not path.exists() else "not a regular file"
-        raise TransduceError(f"{where}{path}: image {what}; fix the path (a list file's paths are "
-                             "relative to the list file)")
+    if isinstance(source, bytes):
+        path, file = "the image", io.BytesIO(source)
+    else:
+        path = file = Path(source)
+        if not path.is_file():
+            what = "not found" if not path.exists() else "not a regular file"
+            raise TransduceError(f"{where}{path}: image {what}; fix the path (a list file's "
+                                 "paths are relative to the list file)")
     try:
-        return Image.open(path)
+        im = Image.open(file)
     except UnidentifiedImageError:
         raise TransduceError(f"{where}{path}: not an image Pillow can read; give a PNG, JPEG or "
                              "WebP file") from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise TransduceError(f"{where}{path}: cannot read the image ({e}); fix or replace the "
                              "file") from None
+    if im.width * im.height > MAX_PIXELS:  # a few KB of PNG can claim gigapixels
+        im.close()
+        raise TransduceError(f"{where}{path}: {im.width} x {im.height} pixels, over "
+                             f"{MAX_PIXELS:,}; scale the image down")
+    return im
 
 
-def load_image(path: str | Path, size: int, where: str = "") -> np.ndarray:
-    """One image as (3, size, size) uint8 RGB: EXIF orientation applied, transparency
-    composited on white, scaled to fit (aspect kept) and centred on a white square."""
+def load_image(source: str | Path | bytes, size: int, where: str = "") -> np.ndarray:
+    """One image (a path, or a file's bytes) as (3, size, size) uint8 RGB: EXIF orientation
+    applied, transparency composited on white, scaled to fit (aspect kept) and centred on a
+    white square."""
     from PIL import Image, ImageOps
 
-    with _open(path, where) as im:
+    path = "the image" if isinstance(source, bytes) else source
+    with _open(source, where) as im:
         try:
             im.load()
             im = ImageOps.exif_transpose(im)
@@ -121,10 +134,10 @@ class Images:
         self.pixels = pixels
 
     @classmethod
-    def load(cls, paths: Sequence[str], size: int, list_path: Path | None = None,
+    def load(cls, paths: Sequence[str | bytes], size: int, list_path: Path | None = None,
              lines: Sequence[int] | None = None) -> "Images":
-        """Decode ``paths``; errors name ``list_path`` and the line (0-based ``lines[i]``, by
-        default i), or with no ``list_path`` just the path."""
+        """Decode ``paths`` (or files' bytes); errors name ``list_path`` and the line (0-based
+        ``lines[i]``, by default i), or with no ``list_path`` just the path."""
         lines = range(len(paths)) if lines is None else lines
         arrays = [load_image(p, size, f"{list_path}:{n + 1}: " if list_path else "")
                   for p, n in zip(paths, lines)]

@@ -128,9 +128,10 @@ class Translator:
 
     def _source_tokens(self, texts: Sequence[str], max_input_len: int | None
                        ) -> list[list[str]]:
-        """Each input's tokens (cut to ``max_input_len``); for an image model its path, alone."""
+        """Each input's tokens (cut to ``max_input_len``); for an image model its path alone
+        (an uploaded file's bytes: ``<image>``)."""
         if self.model.images:
-            return [[t] if t else [] for t in texts]
+            return [[t if isinstance(t, str) else "<image>"] if t else [] for t in texts]
         return self._truncate([self.src.tokenize(t) for t in texts], max_input_len)
 
     def _batch(self, chunk: list[int], ids: list[list[int]], ext: list[list[int]] | None,

@@ -10,7 +10,7 @@ import math
 import os
 import sys
 from importlib import resources
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -19,7 +19,7 @@ from transduce.decode.translator import Result
 from transduce.errors import TransduceError
 
 try:
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI, Query, Request
     from fastapi.responses import Response
     from prometheus_client import generate_latest
 except ImportError as e:  # pragma: no cover - depends on the environment
@@ -59,8 +59,9 @@ def create_app(translator, *, model_name: str | None = None,
                       max_wait_ms=limits.max_wait_ms, max_queue=limits.max_queue,
                       merge=limits.batching)
     cfg, decoding = translator.config, translator.config.decoding
-    info = {"name": model_name or cfg.name, "cell": cfg.model.cell,
-            "attention": cfg.model.attention, "tokenizer": cfg.data.tokenizer,
+    info = {"name": model_name or cfg.name, "src_type": cfg.data.src_type,
+            "cell": cfg.model.cell, "attention": cfg.model.attention,
+            "tokenizer": cfg.data.tokenizer,
             "parameters": sum(p.numel() for p in translator.model.parameters()),
             "device": str(translator.device)}
     static = resources.files("transduce.serve") / "static"
@@ -107,18 +108,13 @@ def create_app(translator, *, model_name: str | None = None,
         "required": True,
         "content": {"application/json": {"schema": TranslateRequest.model_json_schema()}}}})
     async def translate(request: Request, attention: bool = False):
+        if translator.model.images:  # its inputs would be paths on this machine: never
+            raise ApiError(404, "image_model", "this model captions images: POST the image to "
+                           "/caption")
         with batcher.request():
             req = parse_request(await read_body(request, limits.max_body_bytes), limits)
-            options = resolve_options(req, decoding, limits)
-            try:
-                future = batcher.submit(req.text, options, attention)
-            except Overloaded:
-                raise ApiError(503, "overloaded", "too many sentences waiting; retry shortly",
-                               headers={"Retry-After": "1"}) from None
-            try:
-                results = await asyncio.wrap_future(future)
-            except TransduceError as e:  # a setting the model cannot honour
-                raise ApiError(422, "invalid_setting", str(e)) from None
+            results = await decode(req.text, resolve_options(req, decoding, limits), attention,
+                                   "invalid_setting")  # a setting the model cannot honour
         body: dict[str, Any] = {"translations": [nb[0].text if nb else "" for nb in results]}
         if req.n_best > 1:
             body["n_best"] = [[{"text": r.text, "score": r.score if math.isfinite(r.score)
@@ -127,7 +123,53 @@ def create_app(translator, *, model_name: str | None = None,
             body["attention"] = [attention_json(nb[0] if nb else None) for nb in results]
         return body
 
+    @app.post("/caption")
+    async def caption(request: Request, attention: bool = False,
+                      beam_size: Optional[int] = Query(None, ge=1)):
+        """An image model's caption of the image in the body (PNG, JPEG, WebP, ...: sent with
+        its ``Content-Type: image/...``)."""
+        if not translator.model.images:
+            raise ApiError(404, "not_an_image_model", "this model reads text: use POST "
+                           "/translate")
+        with batcher.request():
+            image = await read_body(request, limits.max_body_bytes)
+            if not image:
+                raise ApiError(422, "validation_error", "the body is empty; send the image file")
+            options = resolve_options(TranslateRequest(text=[], beam_size=beam_size), decoding,
+                                      limits)
+            best = (await decode([image], options, attention, "invalid_image"))[0]
+        body: dict[str, Any] = {"caption": best[0].text if best else ""}
+        if attention:
+            body["attention"] = image_attention_json(best[0] if best else None)
+        return body
+
+    async def decode(sources: list, options: dict, attention: bool, invalid: str) -> list:
+        """The n-best lists of ``sources`` from the batching worker; a source or setting the
+        model cannot take is a 422 of kind ``invalid``."""
+        try:
+            future = batcher.submit(sources, options, attention)
+        except Overloaded:
+            raise ApiError(503, "overloaded", "too many sentences waiting; retry shortly",
+                           headers={"Retry-After": "1"}) from None
+        try:
+            return await asyncio.wrap_future(future)
+        except TransduceError as e:
+            raise ApiError(422, invalid, str(e)) from None
+
     return app
+
+
+def image_attention_json(result: Result | None) -> dict[str, Any]:
+    """Top caption -> {"matrix": rows = tgt_tokens (+ "</s>"), columns = the image's cells row by
+    row, "grid": [rows, columns] of cells}."""
+    if result is None or result.attention is None:
+        return {"matrix": [], "tgt_tokens": [], "grid": [0, 0]}
+    tgt, a = list(result.tgt_tokens), result.attention
+    if a.size(0) > len(tgt):
+        tgt.append("</s>")
+    side = math.isqrt(a.size(1))
+    return {"matrix": [[round(x, 4) for x in row] for row in a[:len(tgt)].float().tolist()],
+            "tgt_tokens": tgt, "grid": [side, side]}
 
 
 def attention_json(result: Result | None) -> dict[str, Any]:

@@ -66,7 +66,8 @@ def listen(host: str, port: int) -> socket.socket:
 
 class FrontDoor:
     """ASGI middleware answering the JSON error of a request that fails a check (403 for a Host
-    not allowed, 401 without the token, 415 for a body not declared JSON); ``hosts``: the names
+    not allowed, 401 without the token, 415 for a body not declared JSON, or for ``/caption``
+    an image); ``hosts``: the names
     a Host header may give ("*": any) besides IP addresses, which no other site can make a
     browser send; ``token``: None, or what ``Authorization: Bearer`` must carry on every path
     but the page's."""
@@ -104,9 +105,12 @@ class FrontDoor:
                 return ApiError(401, "unauthorized", "this server needs its token: send the "
                                 "header 'Authorization: Bearer <token>' (the web page: open "
                                 "/#token=<token>)", headers={"WWW-Authenticate": "Bearer"})
-        if scope["method"] == "POST" and path == "/translate":
-            kind = headers.get("content-type", "").partition(";")[0].strip().lower()
-            if kind != "application/json":
-                return ApiError(415, "unsupported_media_type", "send the body as JSON, with "
-                                "the header 'Content-Type: application/json'")
+        kind = headers.get("content-type", "").partition(";")[0].strip().lower()
+        if scope["method"] == "POST" and path == "/translate" and kind != "application/json":
+            return ApiError(415, "unsupported_media_type", "send the body as JSON, with "
+                            "the header 'Content-Type: application/json'")
+        # an image's type: what no cross-site form can send without the browser asking first
+        if scope["method"] == "POST" and path == "/caption" and not kind.startswith("image/"):
+            return ApiError(415, "unsupported_media_type", "send the image file as the body, "
+                            "with its type, e.g. 'Content-Type: image/png'")
         return None
