@@ -145,6 +145,29 @@ def test_kill_9_then_rerun_gives_the_trials_asked_for(reverse_data, tmp_path):
     assert "resuming the study: trials 1 were cut short" in output
 
 
+def test_ctrl_c_saves_the_trial_and_a_rerun_resumes_it(reverse_data, tmp_path):
+    out, path = tmp_path / "study", tmp_path / "c.yaml"
+    cfg = study_config(reverse_data, out, trials=2, trial_steps=60, pruner="none")
+    cfg["training"].update(validate_every=30, log_every=30)
+    path.write_text(yaml.safe_dump(cfg))
+    proc = _cli(str(path))
+    deadline = time.time() + 120
+    while not (out / "trial-000" / "last" / "trainer_state.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130 and "interrupted at step" in output, output
+    assert trials_of(out)[0].user_attrs["interrupted"] is True
+    rerun = _cli(str(path))
+    output = rerun.communicate(timeout=240)[0]
+    assert rerun.returncode == 0, output
+    table = rows(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}"))
+    assert [(r["state"], r["note"]) for r in table] == [
+        ("interrupted", "run again as 1"), ("complete", "resumes 0"), ("complete", "")]
+    assert "resuming from step" in (out / "trial-000" / "train.log").read_text()
+
+
 def test_jobs_2_share_the_study_one_thread_each(reverse_data, tmp_path):
     out, path = tmp_path / "study", tmp_path / "c.yaml"
     cfg = study_config(reverse_data, out, trial_steps=30)

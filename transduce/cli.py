@@ -274,14 +274,20 @@ def cmd_tune(args: argparse.Namespace) -> int | None:
     from rich.console import Console
 
     from transduce.api import tune
+    from transduce.training.progress import TrainingInterrupted
 
-    summary = tune(args.config, args.trials, args.minutes, args.jobs, args.study_dir, args.storage)
+    try:
+        summary = tune(args.config, args.trials, args.minutes, args.jobs, args.study_dir,
+                       args.storage)
+    except TrainingInterrupted as e:  # the trial saved last/; a rerun resumes it
+        print(f"interrupted: {e}", file=sys.stderr)
+        return e.exit_code
     Console(width=None if sys.stdout.isatty() else 160).print(summary.table())
     print(f"best: {summary.best_model_dir} -> {summary.best_config}" if summary.best else
           "no trial completed: no best.yaml")
 
 
-@command("translate", "decode stdin (or -i FILE), one output line per line", arg("model_dir"),
+@command("translate", "decode stdin (or -i FILE), one output line per line", ENSEMBLE,
          arg("-i", "--input"), arg("-o", "--output"), arg("--n-best", type=POSITIVE),
          arg("--prefix", help="every output starts with this target text, then goes on freely"),
          *DECODING)
