@@ -287,7 +287,7 @@ def cmd_tune(args: argparse.Namespace) -> int | None:
           "no trial completed: no best.yaml")
 
 
-@command("translate", "decode stdin (or -i FILE), one output line per line", ENSEMBLE,
+@command("translate", "decode stdin (or -i FILE), one output line per line", arg("model_dir"),
          arg("-i", "--input"), arg("-o", "--output"), arg("--n-best", type=POSITIVE),
          arg("--prefix", help="every output starts with this target text, then goes on freely"),
          *DECODING)
