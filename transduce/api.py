@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:  # imported by the functions when called: ``import transduce`` stays light
     from transduce.config import Config
@@ -20,13 +20,16 @@ def train(config: str | Path | dict | Config, overrides: dict[str, Any] | list[s
     return Trainer(config, overwrite=overwrite).train()
 
 
-def load(model_dir: str | Path, checkpoint: str = "best", device: str = "auto",
-         quantize: str | None = None) -> Translator:
-    """A trained model from ``model_dir`` (``best/`` by default); ``quantize="int8"`` for int8
-    decoding on the CPU."""
+def load(model_dir: str | Path | Sequence[str | Path], checkpoint: str = "best",
+         device: str = "auto", quantize: str | None = None) -> Translator:
+    """A trained model from ``model_dir`` (``best/`` by default), or from a list of model_dirs
+    an ensemble (decode/ensemble.py); ``quantize="int8"`` for int8 decoding on the CPU."""
+    from transduce.decode.ensemble import load_ensemble
     from transduce.decode.translator import Translator
 
-    return Translator.load(model_dir, checkpoint, device, quantize)
+    if isinstance(model_dir, (str, Path)):
+        return Translator.load(model_dir, checkpoint, device, quantize)
+    return load_ensemble(list(model_dir), checkpoint, device, quantize)
 
 
 def tune(config: str | Path | dict | Config, trials: int | None = None,

@@ -75,7 +75,8 @@ def _load(args: argparse.Namespace):
     with _startup():
         from transduce.api import load
 
-        return load(args.model_dir, args.checkpoint, args.device,
+        dirs = args.model_dir if isinstance(args.model_dir, list) else [args.model_dir]
+        return load(dirs[0] if len(dirs) == 1 else dirs, args.checkpoint, args.device,
                     getattr(args, "quantize", None))
 
 
@@ -196,6 +197,7 @@ def command(name: str, help: str, *args: tuple):
 
 
 DEVICE = arg("--device", default="auto", choices=["auto", "cpu", "cuda"])
+ENSEMBLE = arg("model_dir", nargs="+", help="a model_dir, or several: an ensemble")
 QUANTIZE = arg("--quantize", choices=["int8"], help="int8 decoder layers (CPU): faster")
 LOAD = (arg("--checkpoint", default="best", choices=["best", "last"]), DEVICE)
 DECODING = (arg("--beam-size", type=POSITIVE), arg("--batch-size", type=POSITIVE),
@@ -287,7 +289,7 @@ def cmd_tune(args: argparse.Namespace) -> int | None:
           "no trial completed: no best.yaml")
 
 
-@command("translate", "decode stdin (or -i FILE), one output line per line", arg("model_dir"),
+@command("translate", "decode stdin (or -i FILE), one output line per line", ENSEMBLE,
          arg("-i", "--input"), arg("-o", "--output"), arg("--n-best", type=POSITIVE),
          arg("--prefix", help="every output starts with this target text, then goes on freely"),
          *DECODING)
@@ -344,7 +346,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int | None:
     _print_scores(hyps, refs, args)
 
 
-@command("test", "translate a test set and score it", arg("model_dir"),
+@command("test", "translate a test set and score it", ENSEMBLE,
          arg("--src", required=True), REFS,
          arg("-o", "--output", help="also write the translations here"),
          arg("--metrics", default="bleu,chrf"), arg("--json", action="store_true"), *DECODING)
