@@ -9,6 +9,8 @@ another model (the docs screenshot uses a better-trained one).
 """
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import shutil
@@ -21,7 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from test_images import image_config
 from test_serve import tiny_model_dir
+from transduce.config import load_config
+from transduce.data.generate import write_shapes
+from transduce.training.trainer import Trainer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -40,6 +46,7 @@ if _missing:
     pytest.skip(_why, allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -87,6 +94,22 @@ def page(reverse_data, tmp_path_factory):
     """(driver, base url) with `transduce serve` running on a free loopback port."""
     model_dir = os.environ.get("TRANSDUCE_SERVE_MODEL") or tiny_model_dir(reverse_data,
                                                                           tmp_path_factory)
+    with _served(model_dir, tmp_path_factory) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def image_page(tmp_path_factory):
+    """(driver, base url, shapes data) with a tiny image captioning model served."""
+    data = write_shapes(tmp_path_factory.mktemp("shapes"), {"train": 64, "dev": 8})
+    cfg = image_config(data, tmp_path_factory.mktemp("run") / "model", max_steps=20)
+    Trainer(load_config(cfg)).train()
+    with _served(cfg["model_dir"], tmp_path_factory) as (driver, url):
+        yield driver, url, data
+
+
+@contextlib.contextmanager
+def _served(model_dir, tmp_path_factory):
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     log = (tmp_path_factory.mktemp("server") / "stderr.txt").open("w+")  # a pipe could fill up
@@ -165,6 +188,56 @@ def test_type_translate_and_see_the_heatmap(page):
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
     # nothing was blocked or failed: no CSP violation, no failed request, no script error
+    problems = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    assert not problems, problems
+
+
+def _caption(url: str, image: Path, beam: str) -> dict:
+    req = urllib.request.Request(url + f"caption?attention=true&beam_size={beam}",
+                                 data=image.read_bytes(), headers={"Content-Type": "image/png"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+
+
+def test_pick_or_drop_an_image_and_see_each_word_attend(image_page):
+    driver, url, data = image_page
+    driver.get(url)
+    wait = WebDriverWait(driver, 20)
+    wait.until(lambda d: d.find_element(By.ID, "translate").text == "Caption")
+    assert not driver.find_element(By.ID, "text").is_displayed()
+    images = [data / p for p in (data / "dev.src").read_text().split()[:2]]
+
+    driver.find_element(By.ID, "image").send_keys(str(images[0]))  # the file picker
+    driver.find_element(By.ID, "translate").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".result .words figure"))
+    beam = driver.find_element(By.ID, "beam_size").get_attribute("value")
+    expected = _caption(url, images[0], beam)
+    output = driver.find_element(By.CSS_SELECTOR, ".result .output span:not(.label)").text
+    assert output == (expected["caption"] or "(empty)")
+    figures = driver.find_elements(By.CSS_SELECTOR, ".result .words figure")
+    assert [f.text for f in figures] == expected["attention"]["tgt_tokens"]
+    # each canvas holds the image (darkened where its word did not look): not one flat colour
+    spread = driver.execute_script(
+        "const d = arguments[0].getContext('2d').getImageData(0, 0, 128, 128).data;"
+        "let lo = 255, hi = 0; for (let i = 0; i < d.length; i++) { if (i % 4 === 3) continue;"
+        "lo = Math.min(lo, d[i]); hi = Math.max(hi, d[i]); } return hi - lo;",
+        figures[0].find_element(By.TAG_NAME, "canvas"))
+    assert spread > 150
+
+    # a file dropped on the drop zone (a DataTransfer built in the page, as a drag would)
+    driver.execute_script(
+        "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));"
+        "const dt = new DataTransfer();"
+        "dt.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));"
+        "document.getElementById('drop').dispatchEvent("
+        "new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));",
+        base64.b64encode(images[1].read_bytes()).decode())
+    assert driver.find_element(By.ID, "image-name").text == "dropped.png"
+    driver.find_element(By.ID, "translate").click()
+    second = _caption(url, images[1], beam)
+    redrawn = WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,))
+    redrawn.until(lambda d: [f.text for f in d.find_elements(By.CSS_SELECTOR, ".words figure")]
+                  == second["attention"]["tgt_tokens"])
     problems = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
     assert not problems, problems
 

@@ -1,5 +1,6 @@
 // transduce web page: send the text box to POST /translate?attention=true and draw, per input,
-// the output and an attention heatmap (rows: target tokens, columns: source tokens).
+// the output and an attention heatmap (rows: target tokens, columns: source tokens); for an
+// image model, send an image to POST /caption and draw each word's attention over it.
 // Hovering a target token (in the output or the heatmap) highlights its row and aligned source.
 "use strict";
 
@@ -39,6 +40,7 @@ function settings() {
 
 async function translate(event) {
   event.preventDefault();
+  if (imageModel) return caption();
   const lines = $("text").value.split("\n").map((s) => s.trim()).filter((s) => s);
   if (!lines.length) return;
   $("translate").disabled = true;
@@ -124,6 +126,92 @@ function result(att, text) {
   return card;
 }
 
+// An image model (data.src_type: image): one image, picked or dropped, is sent as the body of
+// POST /caption; the caption comes back with each word's attention over the grid of cells,
+// drawn over the image the way the model saw it (fitted into a white square).
+let imageModel = false;
+let imageFile = null;
+const SIDE = 128;  // pixels of each drawn copy of the image
+
+function pickImage(file) {
+  imageFile = file || null;
+  $("image-name").textContent = imageFile ? imageFile.name : "";
+}
+
+async function caption() {
+  if (!imageFile) return;
+  $("translate").disabled = true;
+  $("error").hidden = true;
+  $("status").textContent = "captioning…";
+  const started = performance.now();
+  try {
+    const beam = Number($("beam_size").value) || 1;
+    const response = await fetch(`/caption?attention=true&beam_size=${beam}`, {
+      method: "POST",
+      headers: auth({ "Content-Type": imageFile.type || "image/png" }),
+      body: imageFile,
+    });
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.message || response.statusText);
+    const picture = await loadImage(imageFile);
+    $("results").replaceChildren(imageResult(picture, data.caption, data.attention));
+    $("status").textContent = `captioned in ${Math.round(performance.now() - started)} ms`;
+  } catch (err) {
+    $("error").textContent = `Error: ${err.message}`;
+    $("error").hidden = false;
+    $("status").textContent = "";
+  } finally {
+    $("translate").disabled = false;
+  }
+}
+
+function loadImage(file) {  // a data: URL (the page's CSP allows data: images, not blob:)
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => {
+      const img = new Image();
+      img.onload = () => resolve(img);
+      img.onerror = () => reject(new Error("the browser cannot show this image"));
+      img.src = reader.result;
+    };
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+function drawFitted(ctx, img) {  // as the server does: fit inside the square, centred on white
+  const scale = SIDE / Math.max(img.width, img.height);
+  const w = img.width * scale, h = img.height * scale;
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, SIDE, SIDE);
+  ctx.drawImage(img, (SIDE - w) / 2, (SIDE - h) / 2, w, h);
+}
+
+// The caption, then the image once per word (and </s>) under that word's attention: the grid
+// of weights is drawn small and scaled up smoothly, dark where the word did not look.
+function imageResult(img, text, att) {
+  const out = el("div", { class: "tokens output" }, el("span", { class: "label" }, "caption"),
+                 text ? el("span", {}, text) : el("span", { class: "empty" }, "(empty)"));
+  const words = el("div", { class: "words" });
+  const [rows, cols] = att.grid;
+  att.matrix.forEach((weights, r) => {
+    const canvas = el("canvas", { width: SIDE, height: SIDE, title: att.tgt_tokens[r] });
+    const ctx = canvas.getContext("2d");
+    drawFitted(ctx, img);
+    const grid = document.createElement("canvas");
+    grid.width = cols;
+    grid.height = rows;
+    const cells = grid.getContext("2d").createImageData(cols, rows);
+    const top = Math.max(...weights) || 1;
+    weights.forEach((w, i) => { cells.data[4 * i + 3] = Math.round(200 * (1 - w / top)); });
+    grid.getContext("2d").putImageData(cells, 0, 0);
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(grid, 0, 0, SIDE, SIDE);
+    words.append(el("figure", {}, canvas, el("figcaption", {}, att.tgt_tokens[r])));
+  });
+  return el("div", { class: "result" }, out, words);
+}
+
 async function showModel() {
   try {
     const health = await (await fetch("/health", { headers: auth() })).json();
@@ -133,6 +221,10 @@ async function showModel() {
     $("beam_size").value = health.decoding.beam_size;
     $("beam_size").max = health.limits.max_beam_size;
     $("max_len").max = health.limits.max_len;
+    imageModel = m.src_type === "image";
+    $("text-input").hidden = imageModel;
+    $("image-input").hidden = !imageModel;
+    if (imageModel) $("translate").textContent = "Caption";
   } catch (err) {
     $("model").textContent = "model info unavailable";
   }
@@ -149,5 +241,13 @@ $("text").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("form").requestSubmit();
 });
 $("sampling").addEventListener("change", toggleSampling);
+$("image").addEventListener("change", (e) => pickImage(e.target.files[0]));
+$("drop").addEventListener("dragover", (e) => { e.preventDefault(); $("drop").classList.add("over"); });
+$("drop").addEventListener("dragleave", () => $("drop").classList.remove("over"));
+$("drop").addEventListener("drop", (e) => {
+  e.preventDefault();
+  $("drop").classList.remove("over");
+  pickImage(e.dataTransfer.files[0]);
+});
 toggleSampling();
 showModel();
