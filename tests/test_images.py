@@ -169,6 +169,10 @@ def test_caption_and_translate_print_one_line_per_image_in_order(trained, shapes
     assert capsys.readouterr().out.splitlines()[:3] == captions
     assert main(["caption", str(trained), str(shapes / "nope.png")]) == 1
     assert "nope.png: image not found" in capsys.readouterr().err
+    # transduce test scores an image model's captions with CIDEr too
+    assert main(["test", str(trained), "--src", str(shapes / "dev.src"), "--ref",
+                 str(shapes / "dev.tgt"), "--json", "--beam-size", "1"]) == 0
+    assert {"bleu", "chrf", "cider"} <= set(json.loads(capsys.readouterr().out))
 
 
 def test_plot_draws_the_image_under_each_word(trained, shapes, tmp_path, capsys):

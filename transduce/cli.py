@@ -349,7 +349,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int | None:
 @command("test", "translate a test set and score it", ENSEMBLE,
          arg("--src", required=True), REFS,
          arg("-o", "--output", help="also write the translations here"),
-         arg("--metrics", default="bleu,chrf"), arg("--json", action="store_true"), *DECODING)
+         arg("--metrics", help="default: bleu,chrf (an image model: bleu,chrf,cider)"),
+         arg("--json", action="store_true"), *DECODING)
 def cmd_test(args: argparse.Namespace) -> int | None:
     from transduce.data.corpus import read_parallel
     from transduce.evaluate import read_references
@@ -361,6 +362,7 @@ def cmd_test(args: argparse.Namespace) -> int | None:
     hyps = model.translate(_image_paths(model, src, args.src), **_decode_options(args))
     if args.output:
         _write_output(hyps, args.output)
+    args.metrics = args.metrics or ("bleu,chrf,cider" if model.model.images else "bleu,chrf")
     _print_scores(hyps, refs, args)
 
 

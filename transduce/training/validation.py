@@ -103,13 +103,16 @@ class DevSet:
 
 
 def test_scores(translator: Translator, config: Config) -> dict:
-    """``data.test`` translated with the configured decoding, scored with BLEU and chrF."""
+    """``data.test`` translated with the configured decoding, scored with BLEU and chrF (and
+    CIDEr for captions of images)."""
     d = config.data
     src_path, ref_path = resolve_pair(d.test, d.src_lang, d.tgt_lang)
     src, ref = read_parallel(src_path, ref_path, key="data.test")
-    if d.src_type == "image":
+    image = d.src_type == "image"
+    if image:
         src = relative_to(src, src_path)
-    scores = evaluate(translator.translate(src), ref, ["bleu", "chrf"])
-    log.info("test (%s, beam %d): BLEU %.2f | chrF %.2f | %s", d.test, config.decoding.beam_size,
-             scores["bleu"], scores["chrf"], scores["signature"]["bleu"])
+    scores = evaluate(translator.translate(src), ref, ["bleu", "chrf"] + ["cider"] * image)
+    log.info("test (%s, beam %d): BLEU %.2f | chrF %.2f%s | %s", d.test,
+             config.decoding.beam_size, scores["bleu"], scores["chrf"],
+             f" | CIDEr {scores['cider']:.2f}" if image else "", scores["signature"]["bleu"])
     return scores
