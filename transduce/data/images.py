@@ -16,7 +16,6 @@ and search.
 from __future__ import annotations
 
 import io
-import logging
 import statistics
 from pathlib import Path
 from typing import Sequence
@@ -28,7 +27,6 @@ import torch.nn.functional as F
 from transduce.config import Config
 from transduce.errors import TransduceError
 
-log = logging.getLogger("transduce")
 STRIDE_STAGES = 3  # stride-2 stages of the CNN encoder (model/cnn.py)
 STRIDE = 2 ** STRIDE_STAGES  # data.image_size is a multiple of it
 MEAN = (0.485, 0.456, 0.406)  # the usual ImageNet statistics: a fixed, documented scale
