@@ -7,7 +7,7 @@ One invocation generates the data (the demo's: 40k train, 300 dev), trains the d
 then runs ``transduce tune`` with ``--jobs`` workers, ``--trials`` trials and no trial starting
 after the study's time (``--minutes`` less one trial: the study ends within ``--minutes``). The
 search space holds the demo's values and a far too high learning rate (up to 0.5). It prints the
-trials table and the comparison, and writes ``benchmarks/results/tune-dates-<date>.json``; the
+trials table and the comparison, and writes ``benchmarks/results/tune-dates-<date>-<pruner>.json``;
 plots are in ``<out>/study/``.
 
     .venv/bin/python benchmarks/tune_dates.py                       # the 30-minute study
@@ -105,7 +105,7 @@ def main() -> int:
     for name, s in (("default config", baseline), (f"best trial {best['trial']}", found)):
         print(f"  {name:16s} dev loss {s['loss']:.4f} | BLEU {s['bleu']:.2f} | chrF "
               f"{s['chrf']:.2f}")
-    out = ROOT / "benchmarks" / "results" / (f"tune-dates-{result['date']}"
+    out = ROOT / "benchmarks" / "results" / (f"tune-dates-{result['date']}-{args.pruner}"
                                              f"{'-smoke' if args.smoke else ''}.json")
     out.write_text(json.dumps(result, indent=1, default=str) + "\n")
     print(f"results: {out}; plots: {args.out / 'study'}/*.png")
