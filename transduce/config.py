@@ -155,6 +155,9 @@ class TrainingConfig(_Section):
     # transduce average); 1 and 1: none
     keep_last: Int = Field(1, ge=1, le=1000)
     keep_best: Int = Field(1, ge=1, le=1000)
+    init_from: Optional[str] = None  # fine-tuning: a model_dir or checkpoint (training/start.py)
+    reset: list[Literal["optimizer", "schedule", "data", "early_stopping"]] = \
+        ["optimizer", "schedule", "data", "early_stopping"]  # with init_from: what starts afresh
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     max_nonfinite_updates: Int = Field(10, ge=1)  # NaN/inf losses in a row before training stops
     tensorboard: Bool = False

@@ -150,7 +150,8 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _show(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A value from a config file as an error shows it (bounded)."""
     return reprlib.repr(value) if isinstance(value, (dict, list)) else repr(value)
 
 
@@ -158,6 +159,21 @@ def _lookup(config: dict, key: str):
     for part in key.split("."):
         config = config.get(part, {}) if isinstance(config, dict) else {}
     return config
+
+
+def first_difference(old: Any, new: dict, keys: tuple[str, ...]) -> tuple[str, Any, Any] | None:
+    """The first of ``keys`` (dotted; a section compares the keys both configs have) on which the
+    config dicts ``old`` and ``new`` differ: (key, old value, new value), or None. ``old`` comes
+    from a file, so it may be anything."""
+    for key in keys:
+        a, b = _lookup(old, key), _lookup(new, key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diff = sorted(k for k in set(a) & set(b) if a[k] != b[k])  # keys both know
+            if diff:
+                return f"{key}.{diff[0]}", a.get(diff[0]), b.get(diff[0])
+        elif a != b and a != {}:
+            return key, a, b
+    return None
 
 
 def check_same_run(model_dir: Path, new: dict, last: Path,
@@ -169,19 +185,13 @@ def check_same_run(model_dir: Path, new: dict, last: Path,
         old = load_yaml(model_dir / CONFIG)
     except TransduceError:
         return  # nothing to compare with; loading the weights still checks the shapes
-    for key in keys:
-        a, b = _lookup(old, key), _lookup(new, key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diff = sorted(k for k in set(a) & set(b) if a[k] != b[k])  # keys both know
-            if not diff:
-                continue
-            key, a, b = f"{key}.{diff[0]}", a.get(diff[0]), b.get(diff[0])
-        elif a == b or a == {}:
-            continue
+    found = first_difference(old, new, keys)
+    if found:
+        key, a, b = found
         raise TransduceError(  # (a bounded repr: config.yaml may be anything)
-            f"config key '{key}' is {b!r} but the run in {model_dir} used {_show(a)}; to "
-            f"resume from {last} set it back, or use --overwrite to start afresh (or "
-            "another model_dir)")
+            f"config key '{key}' is {b!r} but the run in {model_dir} used {shown(a)}; to "
+            f"resume from {last} set it back, or use --overwrite to start afresh, or train it "
+            f"further in another model_dir with training.init_from: {model_dir}")
 
 
 def restore(path: Path, model: torch.nn.Module, device: torch.device,

@@ -25,7 +25,6 @@ from transduce.checkpoints import HIGHER_IS_BETTER, keep
 from transduce.config import Config, save_config
 from transduce.data.batching import (Batch, attention_cost, batch_indices, training_pairs,
                                      warn_oversized)
-from transduce.data.codec import build_codecs, has_codecs, load_codecs
 from transduce.data.corpus import read_corpora
 from transduce.data.images import resolve_image_size
 from transduce.data.profile import resolve_auto
@@ -38,8 +37,8 @@ from transduce.training.precision import autocast, check_precision
 from transduce.training.optim import Schedule, build_optimizer
 from transduce.training.progress import (Progress, RunLog, TrainingInterrupted, Window,
                                          stop_signals)
-from transduce.training.state import (DATA_ON_RESUME, TrainerState, check_same_run, restore,
-                                      rng_state)
+from transduce.training.start import check_parent, codecs, inherit, start
+from transduce.training.state import DATA_ON_RESUME, check_same_run, rng_state
 from transduce.training.tensorboard import Board
 from transduce.training.validation import DevSet, test_scores
 
@@ -63,6 +62,7 @@ class Trainer:
         # ---- data (read before model_dir is touched) --------------------------------------
         (train_src, train_tgt), src_path, dev = read_corpora(config.data)
         config, size_note = resolve_image_size(config, train_src, src_path)  # image_size: null
+        config = inherit(config)  # with init_from, the parent's copy and coverage
         config, auto_note = resolve_auto(config, train_src, train_tgt)  # model.copy: auto
         self.cfg, self.notes = config, [note for note in (size_note, auto_note) if note]
 
@@ -75,6 +75,8 @@ class Trainer:
         self.resume_from = None if overwrite and main else md.resumable(self.model_dir)
         if self.resume_from:
             check_same_run(self.model_dir, config.to_dict(), self.resume_from)
+        elif config.training.init_from:
+            check_parent(config)  # the same network and vocabularies as the parent's
         self.out = md.prepare(self.model_dir, overwrite) if main else self.model_dir
         self.run_log = RunLog(self.model_dir, main, self.out)
         self.board: Board | None = None
@@ -103,10 +105,8 @@ class Trainer:
         torch.manual_seed(config.seed)
 
         # ---- vocabularies and training pairs -------------------------------------------------
-        if self.resume_from and has_codecs(self.model_dir):
-            self.src, self.tgt = load_codecs(d, self.model_dir)
-        else:
-            self.src, self.tgt = build_codecs(d, self.out, train_src, train_tgt)
+        self.src, self.tgt = codecs(config, self.model_dir, self.out, bool(self.resume_from),
+                                    train_src, train_tgt)  # built, resumed or the parent's
         self.data = training_pairs(train_src, train_tgt, self.src, self.tgt, d, src_path,
                                    config.model.copy)
         if self.resume_from:
@@ -137,11 +137,9 @@ class Trainer:
         self.schedule = Schedule(t, self.optimizer, self.total_steps, self.higher)
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
 
-        # ---- training position (restored on resume: the run goes on as if never stopped) -----
-        self.state = TrainerState()
-        if self.resume_from:
-            self.state = restore(self.resume_from, self.model, self.device, self.components(),
-                                 self.world, self.cfg.seed)
+        # ---- training position (resume: as if never stopped; init_from: the parent's weights) --
+        self.state = start(config, self.resume_from, self.model, self.device, self.components(),
+                           self.world)
         if t.tensorboard and self.world.main:
             self.board = Board(self.model_dir / md.TENSORBOARD,
                                self.state.step if self.resume_from else None)
