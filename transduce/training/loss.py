@@ -111,8 +111,12 @@ def coverage_loss(attn: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def attention_reg_loss(attn: torch.Tensor, target: torch.Tensor,
                        src_lens: torch.Tensor) -> torch.Tensor:
     """Show, Attend and Tell's doubly stochastic regularizer, summed over the batch:
-    sum_i (1 - sum_t a_t,i)^2 over each source position (image cell) i, so that every position
-    gets about as much attention over the whole output as any other.
+    sum_i (T/L - sum_t a_t,i)^2 over the L source positions (image cells) i, for an output of T
+    steps, so that every position gets about as much attention over the whole output as any
+    other. Xu et al. (2015) write 1 for T/L; since each step's attention sums to 1, the two
+    differ by a constant only (the same gradient), but with 1 an output much shorter than the
+    grid (a 5-token name over 64 cells) carries a floor of about L in the loss, which the log's
+    loss and perplexity then show; with T/L an even cover costs 0.
 
     Args:
         attn: (batch, tgt_len, src_len); target: (batch, tgt_len), PAD_ID marks padding;
@@ -120,8 +124,10 @@ def attention_reg_loss(attn: torch.Tensor, target: torch.Tensor,
     """
     steps = (target != PAD_ID).unsqueeze(-1)  # (batch, tgt_len, 1)
     total = (attn.float() * steps).sum(1)  # (batch, src_len) attention over the output
-    real = torch.arange(attn.size(-1), device=attn.device) < src_lens.to(attn.device).unsqueeze(1)
-    return ((1.0 - total) ** 2).masked_fill(~real, 0.0).sum()
+    lens = src_lens.to(attn.device)
+    real = torch.arange(attn.size(-1), device=attn.device) < lens.unsqueeze(1)
+    share = steps.sum(1).float() / lens.unsqueeze(1)  # (batch, 1) T / L: the even cover
+    return ((share - total) ** 2).masked_fill(~real, 0.0).sum()
 
 
 def training_loss(out: Output, b: Batch, t: TrainingConfig, coverage: bool) -> torch.Tensor:
