@@ -20,7 +20,7 @@ LAYERS = [
     ["model_dir", "checkpoints"],
     ["decode"],
     ["training"],
-    ["api", "cli", "demo", "serve", "tuning", "__init__", "__main__"],
+    ["api", "cli", "demo", "init", "serve", "tuning", "__init__", "__main__"],
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -398,6 +398,19 @@ def cmd_average(args: argparse.Namespace) -> int | None:
     print(f"{out}: the average of {', '.join(p.name for p in paths)}")
 
 
+@command("init", "read a corpus once, print its statistics and write a config for it",
+         arg("train", help="the training file prefix: TRAIN.<src> and TRAIN.<tgt>"),
+         arg("--src", required=True, help="source language suffix"),
+         arg("--tgt", required=True, help="target language suffix"),
+         arg("--dev", help="the dev set's prefix (default: carved from the training pairs)"),
+         arg("-o", "--output", default="config.yaml"))
+def cmd_init(args: argparse.Namespace) -> int | None:
+    from transduce.init import write_config
+
+    print(write_config(args.train, args.src, args.tgt, args.dev, Path(args.output)))
+    print(f"wrote {args.output}; train with: transduce train {args.output}")
+
+
 @command("demo", "train and show a small attention model on generated data",
          arg("--minutes", type=_number(float, 0, low_open=True), default=2.0),
          arg("--model-dir", default="runs/demo"))
