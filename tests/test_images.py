@@ -46,6 +46,7 @@ def image_config(data: Path, model_dir: Path, **training) -> dict:
 def trained(shapes, tmp_path_factory) -> Path:
     cfg = image_config(shapes, tmp_path_factory.mktemp("run") / "model", max_steps=40,
                        validate_every=20, log_every=4)
+    cfg["data"]["test"] = str(shapes / "test")
     Trainer(load_config(cfg)).train()
     return Path(cfg["model_dir"])
 
@@ -134,10 +135,12 @@ def test_memory_has_one_cell_per_grid_position():
     assert final[0].shape == (1, 2, 16)
 
 
-def test_loss_falls(trained):
-    losses = [r["loss"] for r in map(json.loads, (trained / "metrics.jsonl").read_text()
-                                     .splitlines()) if r["event"] == "train"]
+def test_loss_falls_and_the_test_captions_get_cider(trained):
+    events = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in events if r["event"] == "train"]
     assert losses[-1] < 0.8 * losses[0], losses
+    test = [r for r in events if r["event"] == "test"]
+    assert len(test) == 1 and {"bleu", "chrf", "cider", "signature"} <= set(test[0])
 
 
 def test_beam_one_is_greedy_and_batch_size_does_not_matter(trained, shapes):

@@ -270,8 +270,8 @@ class Trainer:
                 translator = Translator.load(self.model_dir, md.BEST, str(self.device))
                 if self.cfg.data.test and self.world.main:
                     scores = test_scores(translator, self.cfg)
-                    self.run_log.record({"event": "test", "step": st.step, "bleu": scores["bleu"],
-                                         "chrf": scores["chrf"], "signature": scores["signature"]})
+                    # BLEU, chrF (CIDEr too for captions) and sacrebleu's signature
+                    self.run_log.record({"event": "test", "step": st.step, **scores})
                 return translator
             finally:
                 if self.world.size > 1:
