@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import transduce
-from transduce.cli import _decode_options, build_parser, main
+from transduce.cli import build_parser, main
+from transduce.cli.common import decode_options
 from transduce.config import DecodingConfig
 from transduce.decode.translator import Translator
 from transduce.errors import TransduceError
@@ -80,7 +81,7 @@ def test_score_cli_writes_one_line_per_pair(translator, reverse_data, tmp_path, 
 
 
 def _options(*argv):
-    return _decode_options(build_parser().parse_args(["translate", "m", *argv]))
+    return decode_options(build_parser().parse_args(["translate", "m", *argv]))
 
 
 def test_set_reaches_every_decoding_key():

@@ -1,0 +1,45 @@
+"""The ``transduce`` command line: argument parsing only (each command is a function, registered
+with its arguments by :func:`~transduce.cli.common.command`: those that make models in
+``training.py``, those that use them in ``decoding.py``); the work is done by the API modules."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+# importing them registers the commands, in this order
+from transduce.cli import training, decoding  # noqa: F401, I001
+from transduce.cli.common import COMMANDS, Closed, Parser, setup_logging, version_line
+from transduce.errors import TransduceError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="transduce",
+                description="transduce: train, decode and score sequence-to-sequence models")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=version_line())
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, help, func, args in COMMANDS:
+        sp = sub.add_parser(name, help=help)
+        for flags, kwargs in args:
+            sp.add_argument(*flags, **kwargs)
+        sp.set_defaults(func=func)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.debug)
+    sys.stdin = sys.stdin or Closed("stdin", "give the input with -i FILE, or pipe it in")
+    sys.stdout = sys.stdout or Closed("stdout", "write the output with -o FILE, or redirect it")
+    try:
+        return args.func(args) or 0  # a command that returns nothing succeeded
+    except TransduceError as e:
+        if args.debug:
+            raise
+        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)  # always one line
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

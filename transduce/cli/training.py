@@ -1,0 +1,102 @@
+"""The commands that make models: train, tune, init, average, demo."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from transduce.cli.common import POSITIVE, arg, command, number
+from transduce.errors import TransduceError
+
+
+@command("train", "train a model from a YAML config", arg("config"),
+         arg("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+             help="override config values, e.g. --set training.lr=3e-4"),
+         arg("--overwrite", action="store_true", help="start afresh, ignoring last/"),
+         arg("--nproc", type=POSITIVE, default=1,
+             help="data-parallel processes on this machine (runs torchrun; one per GPU on CUDA)"))
+def cmd_train(args: argparse.Namespace) -> int | None:
+    from transduce.config import load_config
+    from transduce.training.trainer import Trainer, TrainingInterrupted
+
+    config = load_config(args.config, args.set)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
+        from transduce.training.distributed import launch
+
+        return launch(args.nproc, ["train", args.config, *(["--set", *args.set] if args.set
+                                                           else []),
+                                   *(["--overwrite"] if args.overwrite else []),
+                                   *(["--debug"] if getattr(args, "debug", False) else [])])
+    try:
+        Trainer(config, overwrite=args.overwrite).train()
+    except TrainingInterrupted as e:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            print(f"interrupted: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+@command("tune", "hyper-parameter search over the config's tune.space (Optuna)", arg("config"),
+         arg("--trials", type=POSITIVE, help="finished trials wanted (default: tune.trials)"),
+         arg("--minutes", type=number(float, 0, low_open=True),
+             help="no trial starts after this (default: tune.minutes)"),
+         arg("--jobs", type=POSITIVE, default=1, help="trials at a time (worker processes)"),
+         arg("--study-dir", help="default: the config's model_dir"),
+         arg("--storage", help="an Optuna storage URL (default: sqlite study.db in --study-dir)"))
+def cmd_tune(args: argparse.Namespace) -> int | None:
+    from rich.console import Console
+
+    from transduce.api import tune
+    from transduce.training.progress import TrainingInterrupted
+
+    try:
+        summary = tune(args.config, args.trials, args.minutes, args.jobs, args.study_dir,
+                       args.storage)
+    except TrainingInterrupted as e:  # the trial saved last/; a rerun resumes it
+        print(f"interrupted: {e}", file=sys.stderr)
+        return e.exit_code
+    Console(width=None if sys.stdout.isatty() else 160).print(summary.table())
+    print(f"best: {summary.best_model_dir} -> {summary.best_config}" if summary.best else
+          "no trial completed: no best.yaml")
+
+
+@command("average", "average the weights of kept checkpoints (training.keep_last / keep_best)"
+         " into a new model_dir", arg("model_dir"),
+         arg("--last", type=POSITIVE, help="the N most recent kept checkpoints (default 5)"),
+         arg("--best", type=POSITIVE, help="the N best by the early-stopping metric"),
+         arg("-o", "--output", help="the new model_dir (default: MODEL_DIR-average)"))
+def cmd_average(args: argparse.Namespace) -> int | None:
+    from transduce.checkpoints import select, write_average
+    from transduce.config import load_config
+    from transduce.model_dir import CONFIG
+
+    if args.last and args.best:
+        raise TransduceError("--last and --best: choose one")
+    metric = load_config(Path(args.model_dir) / CONFIG).training.early_stopping_metric
+    paths = select(Path(args.model_dir), last=None if args.best else args.last or 5,
+                   best=args.best, metric=metric)
+    out = write_average(args.model_dir, args.output or f"{args.model_dir.rstrip('/')}-average",
+                        paths)
+    print(f"{out}: the average of {', '.join(p.name for p in paths)}")
+
+
+@command("init", "read a corpus once, print its statistics and write a config for it",
+         arg("train", help="the training file prefix: TRAIN.<src> and TRAIN.<tgt>"),
+         arg("--src", required=True, help="source language suffix"),
+         arg("--tgt", required=True, help="target language suffix"),
+         arg("--dev", help="the dev set's prefix (default: carved from the training pairs)"),
+         arg("-o", "--output", default="config.yaml"))
+def cmd_init(args: argparse.Namespace) -> int | None:
+    from transduce.init import write_config
+
+    print(write_config(args.train, args.src, args.tgt, args.dev, Path(args.output)))
+    print(f"wrote {args.output}; train with: transduce train {args.output}")
+
+
+@command("demo", "train and show a small attention model on generated data",
+         arg("--minutes", type=number(float, 0, low_open=True), default=2.0),
+         arg("--model-dir", default="runs/demo"))
+def cmd_demo(args: argparse.Namespace) -> int | None:
+    from transduce.demo import run_demo
+
+    return run_demo(minutes=args.minutes, model_dir=args.model_dir)
