@@ -136,7 +136,8 @@ class ImagePairs:
         (errors name ``list_path`` and the line)."""
         tgt_tok = [tgt.tokenize(c) for c in captions]
         keep, _ = filter_pairs([[p] if p else [] for p in paths], tgt_tok, cfg.max_src_len,
-                               cfg.max_tgt_len, list_path, cfg.skip_bad_pairs)
+                               cfg.max_tgt_len, list_path, cfg.skip_bad_pairs,
+                               "training" if train else "dev")
         images = Images.load([paths[i] for i in keep], cfg.image_size, list_path, lines=keep)
         pairs = cls(images, [tgt.vocab.encode(tgt_tok[i]) for i in keep], train and cfg.augment)
         log.info("%s data: %d images (%d x %d) from %s (mean %.1f caption tokens)",

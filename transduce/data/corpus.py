@@ -135,11 +135,12 @@ class FilterStats:
 
 
 def filter_pairs(src: list[list[str]], tgt: list[list[str]], max_src_len: int, max_tgt_len: int,
-                 src_path: str | Path, skip: bool = True) -> tuple[list[int], FilterStats]:
-    """Indices of usable training pairs. Empty pairs and pairs whose target is over
-    ``max_tgt_len`` are skipped; sources over ``max_src_len`` are kept (the caller cuts them to
-    the limit: the start of a long document still teaches its summary). Both are counted and
-    logged with their share of the data, as a warning past 1 %."""
+                 src_path: str | Path, skip: bool = True, split: str = "training"
+                 ) -> tuple[list[int], FilterStats]:
+    """Indices of usable pairs (of the ``split`` named in the messages). Empty pairs and pairs
+    whose target is over ``max_tgt_len`` are skipped; sources over ``max_src_len`` are kept (the
+    caller cuts them to the limit: the start of a long document still teaches its summary). Both
+    are counted and logged with their share of the data, as a warning past 1 %."""
     stats = FilterStats()
     keep = []
     for i, (s, t) in enumerate(zip(src, tgt)):
@@ -163,14 +164,14 @@ def filter_pairs(src: list[list[str]], tgt: list[list[str]], max_src_len: int, m
         fix = ("raise data.max_tgt_len" if stats.too_long else
                "the lines are empty: check the files")
         raise TransduceError(
-            f"{src_path}: all {len(src)} training pairs were filtered out ({stats.empty} empty, "
+            f"{src_path}: all {len(src)} {split} pairs were filtered out ({stats.empty} empty, "
             f"{stats.too_long} too long, first at {stats.first_bad or src_path}); {fix}")
     share = 100.0 * (stats.skipped + stats.truncated) / len(src)
     if stats.skipped or stats.truncated:
         log.log(logging.WARNING if share > 1.0 else logging.INFO,
-                "of %d training pairs, %d sources were cut to data.max_src_len=%d tokens and "
+                "of %d %s pairs, %d sources were cut to data.max_src_len=%d tokens and "
                 "%d pairs skipped (%d empty, %d with targets over data.max_tgt_len=%d; first at "
-                "%s): %.1f %% of the data", len(src), stats.truncated, max_src_len,
+                "%s): %.1f %% of the data", len(src), split, stats.truncated, max_src_len,
                 stats.skipped, stats.empty, stats.too_long, max_tgt_len,
                 stats.first_bad or "-", share)
     return keep, stats
