@@ -55,6 +55,8 @@ def tune(config: Config, trials: int | None = None, minutes: float | None = None
 
 def make_plan(config: Config, trials: int | None, minutes: float | None, jobs: int,
               study_dir: str | Path | None, storage: str | None) -> Plan:
+    """The study's settings: the tune section with the arguments over it, the study directory
+    (created), the threads of each trial."""
     t = config.tune
     if not t.space:
         raise TransduceError("the config has no tune.space to search; add e.g. 'tune: {space: "
