@@ -13,7 +13,7 @@ import transduce
 ROOT = Path(transduce.__file__).parent
 # lowest first; a module may import from its own layer and the layers below it
 LAYERS = [
-    ["errors", "yaml_io", "peer_keys"],
+    ["errors", "yaml_io", "hints"],
     ["config"],
     ["data", "evaluate", "plot"],
     ["model"],

@@ -15,7 +15,8 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valid
                       model_validator)
 
 from transduce.errors import TransduceError, short_repr
-from transduce.peer_keys import suggest as _suggest
+from transduce.hints import format_error, known_keys
+from transduce.hints import suggest as _suggest
 from transduce.yaml_io import SafeLoader, dump_yaml, load_yaml
 
 
@@ -23,7 +24,6 @@ from transduce.yaml_io import SafeLoader, dump_yaml, load_yaml
 Int, Bool = StrictInt, StrictBool
 MAX_WIDTH = 16_384  # embedding and hidden sizes: wider is a typo (1e5 wide: 10^11 parameters)
 MAX_OUTPUT = 10_000  # output tokens per input
-MAX_PROBLEMS = 10  # validation problems named in one error
 
 
 class _Section(BaseModel):
@@ -208,7 +208,7 @@ class DecodingConfig(_Section):
         try:
             return type(self).model_validate({**self.model_dump(), **given})
         except ValidationError as e:
-            raise TransduceError(_format_error(e, None, "decoding option")) from None
+            raise TransduceError(format_error(e, None, known_keys(Config), "decoding option")) from None
 
 
 class Distribution(_Section):
@@ -298,7 +298,7 @@ class Config(_Section):
     def _space(self) -> "Config":
         """Each tune.space key is a config key, and each value it may take one the key allows
         (checked by validating this config with the value set)."""
-        keys = [k for k in _known_keys(Config) if k.split(".")[0] != "tune"
+        keys = [k for k in known_keys(Config) if k.split(".")[0] != "tune"
                 and not isinstance(getattr(self, k, None), BaseModel)]  # not sections
         for key, dist in self.tune.space.items():
             if key not in keys:
@@ -308,42 +308,12 @@ class Config(_Section):
                     Config.model_validate(apply_overrides(self.to_dict(False), {key: value}))
                 except ValidationError as e:
                     raise ValueError(f"tune.space '{key}': {short_repr(value)} is not allowed "
-                                     f"({_format_error(e, None)}); keep to what the key allows")
+                                     f"({format_error(e, None, keys)}); keep to what the key allows")
         return self
 
     def to_dict(self, tune: bool = True) -> dict[str, Any]:
         """The config as plain data; the tune section only if asked for and it has a space."""
         return self.model_dump(mode="json", exclude=None if tune and self.tune.space else {"tune"})
-
-
-def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    keys = []
-    for name, field in model.model_fields.items():
-        keys.append(prefix + name)
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            keys.extend(_known_keys(ann, prefix + name + "."))
-    return keys
-
-
-def _format_error(err: ValidationError, source: str | None, what: str = "config key") -> str:
-    """One line per problem (the first MAX_PROBLEMS): where (``source``: the file, and the input
-    given), the key path, what is wrong, what is allowed. ``source`` None: per-call options,
-    named ``what``."""
-    where, lines, errors = f"{source}: " if source else "", [], err.errors()
-    for e in errors[:MAX_PROBLEMS]:
-        path = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{where}unknown {what} '{path}'{_suggest(path, _known_keys(Config))}")
-        else:
-            given = e.get("input")
-            msg = e["msg"].removeprefix("Value error, ")
-            # the input given, unless it is a whole section (noise)
-            got = "" if isinstance(given, dict) or not source else f" (got {short_repr(given)})"
-            lines.append(f"{where}{what} '{path}': {msg}{got}" if path else where + msg)
-    if len(errors) > MAX_PROBLEMS:
-        lines.append(f"and {len(errors) - MAX_PROBLEMS} more problems")
-    return "; ".join(lines)
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -362,7 +332,7 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] |
     """Apply ``{"training.lr": 3e-4}`` or ``["training.lr=3e-4"]`` to a raw config dict."""
     if isinstance(overrides, list):
         overrides = dict(map(parse_set, overrides))
-    known = _known_keys(Config)
+    known = known_keys(Config)
     for key, value in (overrides or {}).items():
         if key not in known:
             raise TransduceError(f"--set: unknown config key '{key}'{_suggest(key, known)}")
@@ -392,7 +362,7 @@ def load_config(source: str | Path | dict | None = None,
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        raise TransduceError(_format_error(e, name)) from None
+        raise TransduceError(format_error(e, name, known_keys(Config))) from None
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -1,9 +1,9 @@
 """A config written with another toolkit's key names gets transduce's key in its error."""
 import pytest
 
-from transduce.config import _known_keys, Config, load_config
+from transduce.config import Config, load_config
 from transduce.errors import TransduceError
-from transduce.peer_keys import PEER_KEYS
+from transduce.hints import PEER_KEYS, known_keys
 
 COMMON = [  # (as a Joey NMT / fairseq user writes it, the transduce key)
     ({"training": {"learning_rate": 3e-4}}, "training.lr"),
@@ -33,7 +33,7 @@ def test_a_peer_s_key_name_suggests_the_transduce_key(raw, key):
 
 
 def test_every_suggested_key_exists_and_no_peer_name_is_a_transduce_key():
-    known = set(_known_keys(Config))
+    known = set(known_keys(Config))
     assert {target for target, _ in PEER_KEYS.values()} <= known
     assert not {name for name in PEER_KEYS} & {k.rpartition(".")[2] for k in known}
 

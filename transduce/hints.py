@@ -1,4 +1,4 @@
-"""The hint for an unknown config key, and other toolkits' names for transduce's keys.
+"""What a config mistake says: one line per problem, and for an unknown key a hint.
 
 A config written from habit (``learning_rate: 0.001``, ``max_tokens: 4096``; Joey NMT, fairseq,
 OpenNMT-py) gets the transduce key in its error (``... did you mean 'training.lr'? (learning_rate
@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import difflib
 from typing import Iterable
+
+from pydantic import BaseModel, ValidationError
+
+from transduce.errors import short_repr
+
+MAX_PROBLEMS = 10  # validation problems named in one error
 
 # the key's last component as a peer writes it -> (the transduce key, who uses that name)
 PEER_KEYS: dict[str, tuple[str, str]] = {
@@ -87,3 +93,35 @@ def suggest(key: str, known: Iterable[str]) -> str:
     elsewhere = [k for k in known if k.rpartition(".")[2] == name]
     guess = elsewhere or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f"; did you mean '{guess[0]}'?" if guess else ""
+
+
+def known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key of the schema ``model``, sections included."""
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.extend(known_keys(ann, prefix + name + "."))
+    return keys
+
+
+def format_error(err: ValidationError, source: str | None, known: Iterable[str],
+                 what: str = "config key") -> str:
+    """One line per problem (the first MAX_PROBLEMS): where (``source``: the file, and the input
+    given), the key path, what is wrong, what is allowed; an unknown key gets its hint among
+    ``known``. ``source`` None: per-call options, named ``what``."""
+    where, lines, errors, known = f"{source}: " if source else "", [], err.errors(), list(known)
+    for e in errors[:MAX_PROBLEMS]:
+        path = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{where}unknown {what} '{path}'{suggest(path, known)}")
+        else:
+            given = e.get("input")
+            msg = e["msg"].removeprefix("Value error, ")
+            # the input given, unless it is a whole section (noise)
+            got = "" if isinstance(given, dict) or not source else f" (got {short_repr(given)})"
+            lines.append(f"{where}{what} '{path}': {msg}{got}" if path else where + msg)
+    if len(errors) > MAX_PROBLEMS:
+        lines.append(f"and {len(errors) - MAX_PROBLEMS} more problems")
+    return "; ".join(lines)
