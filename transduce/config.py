@@ -30,8 +30,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class TrainCorpus(_Section):
+    """One of several training corpora: ``data.train: [{path: a, weight: 2}, {path: b}]``."""
+    path: str  # prefix: <path>.<src_lang> + <path>.<tgt_lang>
+    weight: float = Field(1.0, gt=0, le=1000)  # an epoch holds weight x its pairs (sampled)
+
+
 class DataConfig(_Section):
-    train: Optional[str] = None  # path prefix: <train>.<src_lang> + <train>.<tgt_lang>
+    # path prefix: <train>.<src_lang> + <train>.<tgt_lang>; or a list of weighted corpora
+    train: Optional[Union[str, list[TrainCorpus]]] = None
     dev: Optional[str] = None
     test: Optional[str] = None
     src_lang: str = "src"
@@ -57,8 +64,17 @@ class DataConfig(_Section):
     image_size: Optional[Int] = Field(None, ge=16, le=1024, multiple_of=8)
     augment: Bool = True  # image sources: small random shifts and colour jitter in training
 
+    def corpora(self) -> list[TrainCorpus]:
+        """``data.train`` as a list of corpora (one of weight 1 for a plain prefix)."""
+        if isinstance(self.train, str):
+            return [TrainCorpus(path=self.train)]
+        return list(self.train or [])
+
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
+        if isinstance(self.train, list) and (not self.train or self.src_type == "image"):
+            raise ValueError("data.train as a list needs at least one corpus, of text sources "
+                             "(an image corpus is one list file)")
         if self.shared_vocab and self.src_type == "image":
             raise ValueError("data.shared_vocab needs text on both sides (data.src_type is "
                              "image); set data.shared_vocab: false")
@@ -208,7 +224,8 @@ class DecodingConfig(_Section):
         try:
             return type(self).model_validate({**self.model_dump(), **given})
         except ValidationError as e:
-            raise TransduceError(format_error(e, None, known_keys(Config), "decoding option")) from None
+            raise TransduceError(format_error(e, None, known_keys(Config),
+                                              "decoding option")) from None
 
 
 class Distribution(_Section):
@@ -308,7 +325,8 @@ class Config(_Section):
                     Config.model_validate(apply_overrides(self.to_dict(False), {key: value}))
                 except ValidationError as e:
                     raise ValueError(f"tune.space '{key}': {short_repr(value)} is not allowed "
-                                     f"({format_error(e, None, keys)}); keep to what the key allows")
+                                     f"({format_error(e, None, keys)}); keep to what the key "
+                                     "allows")
         return self
 
     def to_dict(self, tune: bool = True) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import torch
 
 from transduce.config import DataConfig
 from transduce.data.codec import Codec, encode_pairs
-from transduce.data.corpus import filter_pairs
+from transduce.data.corpus import Part, filter_pairs
 from transduce.data.images import Images, cells
 from transduce.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
 
@@ -96,6 +96,17 @@ class Pairs:
         self.ext = arrays(ext) if ext is not None else None
         self.src_lens = np.array([len(s) for s in self.src])
         self.tgt_lens = np.array([len(s) for s in self.tgt])
+        self.weights: np.ndarray | None = None  # per pair, of several weighted corpora
+
+    @classmethod
+    def concat(cls, corpora: list["Pairs"], weights: list[float]) -> "Pairs":
+        """The pairs of several corpora, one after another, each pair weighted by its
+        corpus's weight (:func:`batch_indices` samples an epoch by them)."""
+        ext = [e for p in corpora for e in p.ext] if corpora[0].ext is not None else None
+        pairs = cls([s for p in corpora for s in p.src], [t for p in corpora for t in p.tgt], ext)
+        pairs.weights = np.concatenate([np.full(len(p.src), float(w))
+                                        for p, w in zip(corpora, weights)])
+        return pairs
 
     @classmethod
     def from_text(cls, src_lines: list[str], tgt_lines: list[str], src: Codec, tgt: Codec,
@@ -127,6 +138,7 @@ class ImagePairs:
         self.tgt = [np.array(t, dtype=np.int64) for t in tgt]
         self.tgt_lens = np.array([len(t) for t in self.tgt])
         self.src_lens = np.full(len(self.tgt), cells(images.pixels.size(-1)))
+        self.weights = None  # one corpus
 
     @classmethod
     def from_lists(cls, paths: list[str], captions: list[str], tgt: Codec, cfg: DataConfig,
@@ -150,11 +162,21 @@ class ImagePairs:
 
 
 def training_pairs(src_lines: list[str], tgt_lines: list[str], src: Codec, tgt: Codec,
-                   cfg: DataConfig, src_path: Path, copy: bool = False) -> Pairs | ImagePairs:
-    """The encoded training pairs of a text or (``data.src_type: image``) image corpus."""
+                   cfg: DataConfig, parts: list[Part], copy: bool = False) -> Pairs | ImagePairs:
+    """The encoded training pairs of a text or (``data.src_type: image``) image corpus; of
+    several text corpora (``parts``, from ``corpus.read_corpora``) with their weights."""
     if cfg.src_type == "image":
-        return ImagePairs.from_lists(src_lines, tgt_lines, tgt, cfg, src_path, train=True)
-    return Pairs.from_text(src_lines, tgt_lines, src, tgt, cfg, src_path, copy)
+        return ImagePairs.from_lists(src_lines, tgt_lines, tgt, cfg, parts[0].src_path,
+                                     train=True)
+    each = [Pairs.from_text(src_lines[p.start:p.end], tgt_lines[p.start:p.end], src, tgt, cfg,
+                            p.src_path, copy) for p in parts]
+    if len(parts) == 1 and parts[0].weight == 1:
+        return each[0]
+    mass = [p.weight * len(e.src) for p, e in zip(parts, each)]
+    log.info("training corpora, share of an epoch: %s", "; ".join(
+        f"{p.src_path} {len(e.src)} pairs x {p.weight:g} = {100 * m / sum(mass):.1f} %"
+        for p, e, m in zip(parts, each, mass)))
+    return Pairs.concat(each, [p.weight for p in parts])
 
 
 def attention_cost(attention: str, hidden_size: int, embedding_size: int,
@@ -186,28 +208,35 @@ def batch_cost(n: int, src_len: int, tgt_len: int, att_cost: float = 0.0) -> flo
 def batch_indices(src_lens: np.ndarray, tgt_lens: np.ndarray, *, batch_size: int = 64,
                   batch_tokens: int | None = None, seed: int = 1, epoch: int = 0,
                   shuffle: bool = True, pool_batches: int = 100, att_cost: float = 0.0,
-                  max_sentences: int | None = None) -> list[np.ndarray]:
+                  max_sentences: int | None = None,
+                  weights: np.ndarray | None = None) -> list[np.ndarray]:
     """Example indices of each batch of one epoch, in training order.
 
     With ``batch_tokens`` a batch holds as many sentences as fit ``batch_cost(n, max src_len,
     max tgt_len + 1, att_cost) <= batch_tokens`` (padding and, with ``att_cost``, the source x
     target attention grid included), and at most ``max_sentences``; a single example over the
     budget gets a batch of its own (bound its size with ``data.max_src_len``/``max_tgt_len``).
-    Without ``batch_tokens``, batches hold ``batch_size`` sentences. The result depends only on
-    the lengths, the settings, ``seed`` and ``epoch``.
+    Without ``batch_tokens``, batches hold ``batch_size`` sentences. ``weights`` (per example,
+    several weighted corpora): an epoch holds example i ``weights[i]`` times in expectation
+    (sampled). The result depends only on the lengths, the settings, ``seed`` and ``epoch``.
     """
-    n = len(src_lens)
+    n = len(src_lens)  # examples; an epoch holds ``len(order)`` of them
     src_lens, tgt_lens = np.asarray(src_lens), np.asarray(tgt_lens)
     lengths = np.maximum(src_lens, tgt_lens + 1)
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(n) if shuffle else np.arange(n)
+    if weights is None:
+        order = rng.permutation(n) if shuffle else np.arange(n)
+    else:  # each example floor(w) times, and once more with probability w - floor(w)
+        whole = np.floor(weights)
+        order = np.repeat(np.arange(n), (whole + (rng.random(n) < weights - whole)).astype(int))
+        order = order[rng.permutation(len(order))] if shuffle else order
     if batch_tokens:
         mean = max(1, int(lengths.mean())) if n else 1
         pool = max(1, pool_batches * max(1, batch_tokens // mean))
     else:
         pool = pool_batches * batch_size
     batches: list[np.ndarray] = []
-    for start in range(0, n, pool):
+    for start in range(0, len(order), pool):
         chunk = order[start:start + pool]
         # stable sort by (tgt_len, src_len): the decoder's step loop pays for target padding,
         # the packed encoder does not pay for source padding; ties keep their shuffled order

@@ -66,7 +66,8 @@ def _names(cfg: DataConfig) -> dict[str, str]:
     if not cfg.train:
         names = {"src": "the source training text", "tgt": "the target training text"}
     else:
-        names = dict(zip(SIDES, map(str, resolve_pair(cfg.train, cfg.src_lang, cfg.tgt_lang))))
+        paths = [resolve_pair(c.path, cfg.src_lang, cfg.tgt_lang) for c in cfg.corpora()]
+        names = {side: " + ".join(str(p[i]) for p in paths) for i, side in enumerate(SIDES)}
     names["shared"] = f"{names['src']} + {names['tgt']}"
     return names
 

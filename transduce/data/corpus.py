@@ -101,24 +101,42 @@ def relative_to(lines: list[str], list_path: str | Path) -> list[str]:
     return [str(base / line) if line else "" for line in lines]
 
 
-def read_corpora(cfg: DataConfig) -> tuple[tuple[list[str], list[str]], Path,
+@dataclass(frozen=True)
+class Part:
+    """One training corpus inside the concatenated training lines."""
+    src_path: Path  # its source file (messages name it, with the line)
+    start: int  # its first line in the concatenated lists
+    end: int
+    weight: float  # an epoch holds weight x its pairs (data.train's weights)
+
+
+def read_corpora(cfg: DataConfig) -> tuple[tuple[list[str], list[str]], list[Part],
                                           tuple[list[str], list[str]] | None]:
-    """The training pairs, the training source file, and the dev pairs (None without
-    ``data.dev``); ``data.test`` is read too, so that a typo does not wait for hours of training.
-    Image sources (``data.src_type: image``) come back as paths relative to here."""
+    """The training pairs (the corpora of ``data.train`` one after another), where each corpus
+    is in them, and the dev pairs (None without ``data.dev``); ``data.test`` is read too, so
+    that a typo does not wait for hours of training. Image sources (``data.src_type: image``)
+    come back as paths relative to here."""
     if not cfg.train:
         raise TransduceError("config key 'data.train' is not set; give the training file "
                              "prefix (data/train for data/train.<src_lang>, .<tgt_lang>)")
-    src_path, tgt_path = resolve_pair(cfg.train, cfg.src_lang, cfg.tgt_lang)
-    train = read_parallel(src_path, tgt_path, key="data.train")
+    src, tgt, parts = [], [], []
+    for corpus in cfg.corpora():
+        src_path, tgt_path = resolve_pair(corpus.path, cfg.src_lang, cfg.tgt_lang)
+        s, t = read_parallel(src_path, tgt_path, key="data.train")
+        parts.append(Part(src_path, len(src), len(src) + len(s), corpus.weight))
+        src += relative_to(s, src_path) if cfg.src_type == "image" else s
+        tgt += t
     dev_pair = resolve_pair(cfg.dev, cfg.src_lang, cfg.tgt_lang) if cfg.dev else None
     dev = read_parallel(*dev_pair, key="data.dev") if dev_pair else None
+    if dev is None:
+        log.warning("no data.dev: training measures nothing, so best/ is simply the latest "
+                    "model (saved at each validation) and early stopping and the plateau "
+                    "schedule never act; give a dev set (transduce init carves one from train)")
     if cfg.test:
         read_parallel(*resolve_pair(cfg.test, cfg.src_lang, cfg.tgt_lang), key="data.test")
-    if cfg.src_type == "image":
-        train = (relative_to(train[0], src_path), train[1])
-        dev = (relative_to(dev[0], dev_pair[0]), dev[1]) if dev else None
-    return train, src_path, dev
+    if cfg.src_type == "image" and dev:
+        dev = (relative_to(dev[0], dev_pair[0]), dev[1])
+    return (src, tgt), parts, dev
 
 
 @dataclass

@@ -25,7 +25,7 @@ from transduce.checkpoints import HIGHER_IS_BETTER, keep
 from transduce.config import Config, save_config
 from transduce.data.batching import (Batch, attention_cost, batch_indices, training_pairs,
                                      warn_oversized)
-from transduce.data.corpus import read_corpora
+from transduce.data.corpus import Part, read_corpora
 from transduce.data.images import resolve_image_size
 from transduce.data.profile import resolve_auto
 from transduce.decode.translator import Translator
@@ -60,8 +60,8 @@ class Trainer:
         md.check_model_dir(self.model_dir)
 
         # ---- data (read before model_dir is touched) --------------------------------------
-        (train_src, train_tgt), src_path, dev = read_corpora(config.data)
-        config, size_note = resolve_image_size(config, train_src, src_path)  # image_size: null
+        (train_src, train_tgt), parts, dev = read_corpora(config.data)
+        config, size_note = resolve_image_size(config, train_src, parts[0].src_path)
         config = inherit(config)  # with init_from, the parent's copy and coverage
         config, auto_note = resolve_auto(config, train_src, train_tgt)  # model.copy: auto
         self.cfg, self.notes = config, [note for note in (size_note, auto_note) if note]
@@ -81,7 +81,7 @@ class Trainer:
         self.run_log = RunLog(self.model_dir, main, self.out)
         self.board: Board | None = None
         try:
-            self._setup(train_src, train_tgt, src_path, dev)
+            self._setup(train_src, train_tgt, parts, dev)
             if self.out != self.model_dir:  # --overwrite: the new run has started
                 md.replace_run(self.model_dir, self.out)
             self._join_ranks()
@@ -91,7 +91,7 @@ class Trainer:
                 shutil.rmtree(self.out, ignore_errors=True)
             raise
 
-    def _setup(self, train_src: list[str], train_tgt: list[str], src_path: Path,
+    def _setup(self, train_src: list[str], train_tgt: list[str], parts: list[Part],
                dev: tuple[list[str], list[str]] | None) -> None:
         config, t, d = self.cfg, self.cfg.training, self.cfg.data
         for note in self.notes:
@@ -107,7 +107,7 @@ class Trainer:
         # ---- vocabularies and training pairs -------------------------------------------------
         self.src, self.tgt = codecs(config, self.model_dir, self.out, bool(self.resume_from),
                                     train_src, train_tgt)  # built, resumed or the parent's
-        self.data = training_pairs(train_src, train_tgt, self.src, self.tgt, d, src_path,
+        self.data = training_pairs(train_src, train_tgt, self.src, self.tgt, d, parts,
                                    config.model.copy)
         if self.resume_from:
             check_same_run(self.model_dir, config.to_dict(), self.resume_from, DATA_ON_RESUME)
@@ -176,7 +176,7 @@ class Trainer:
         t = self.cfg.training
         batches = batch_indices(self.data.src_lens, self.data.tgt_lens, batch_size=t.batch_size,
                                 batch_tokens=t.batch_tokens, seed=self.cfg.seed, epoch=epoch,
-                                att_cost=self.att_cost)
+                                att_cost=self.att_cost, weights=self.data.weights)
         return batches[:len(batches) - len(batches) % self.world.size]
 
     def _autocast(self):
