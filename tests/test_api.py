@@ -58,3 +58,17 @@ def test_version_names_transduce_torch_and_python(capsys):
     python = sys.version.split()[0]
     assert capsys.readouterr().out.strip() == \
         f"transduce {transduce.__version__} (torch {version('torch')}, Python {python})"
+
+
+def test_every_command_s_help_has_an_example_and_its_defaults(capsys):
+    from transduce.cli import build_parser
+    from transduce.cli.common import COMMANDS
+
+    for name, *_ in COMMANDS:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([name, "--help"])
+        text = capsys.readouterr().out
+        assert f"example: transduce {name}" in text, name
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["translate", "m", "--help"])
+    assert "(default: best)" in capsys.readouterr().out

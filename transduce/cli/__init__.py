@@ -4,6 +4,7 @@ with its arguments by :func:`~transduce.cli.common.command`: those that make mod
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 # importing them registers the commands, in this order
@@ -18,12 +19,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=version_line())
     sub = p.add_subparsers(dest="command", required=True)
-    for name, help, func, args in COMMANDS:
-        sp = sub.add_parser(name, help=help)
+    for name, help, func, args in COMMANDS:  # each --help: its options' defaults, an example
+        sp = sub.add_parser(name, help=help, description=help,
+                            epilog=inspect.cleandoc(func.__doc__ or ""),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         for flags, kwargs in args:
-            sp.add_argument(*flags, **kwargs)
+            sp.add_argument(*flags, **with_default(kwargs))
         sp.set_defaults(func=func)
     return p
+
+
+def with_default(kwargs: dict) -> dict:
+    """An option's arguments with its default, when it has one worth naming, in its help."""
+    default = kwargs.get("default")
+    if default in (None, False, [], argparse.SUPPRESS) or "%(default)" in kwargs.get("help", ""):
+        return kwargs
+    return {**kwargs, "help": (kwargs.get("help", "") + " (default: %(default)s)").lstrip()}
 
 
 def main(argv: list[str] | None = None) -> int:

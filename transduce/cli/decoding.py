@@ -20,6 +20,7 @@ log = logging.getLogger("transduce")
          arg("--prefix", help="every output starts with this target text, then goes on freely"),
          *DECODING)
 def cmd_translate(args: argparse.Namespace) -> int | None:
+    """example: transduce translate runs/es-en -i test.es -o out.en --beam-size 5"""
     model = load_model(args)
     lines = image_paths(model, read_input(args.input), args.input)
     options = decode_options(args)
@@ -46,6 +47,7 @@ def image_paths(model, lines: list[str], list_file: str | None) -> list[str]:
 @command("caption", "print one caption per image, in order (a model trained on images)",
          arg("model_dir"), arg("images", nargs="+", metavar="IMAGE"), *DECODING)
 def cmd_caption(args: argparse.Namespace) -> int | None:
+    """example: transduce caption runs/emoji-captions photo.png sketch.png"""
     model = load_model(args)
     if not model.model.images:
         raise TransduceError(f"{args.model_dir}: this model reads text (data.src_type: text), "
@@ -61,6 +63,7 @@ REFS = arg("--ref", required=True, nargs="+", metavar="REF",
 @command("evaluate", "score hypotheses against references", arg("--hyp", required=True),
          REFS, arg("--metrics", default="bleu,chrf,rouge"), arg("--json", action="store_true"))
 def cmd_evaluate(args: argparse.Namespace) -> int | None:
+    """example: transduce evaluate --hyp out.en --ref test.en --metrics bleu,chrf,rouge"""
     from transduce.data.corpus import read_lines
     from transduce.evaluate import read_references
 
@@ -78,6 +81,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int | None:
          arg("--metrics", help="default: bleu,chrf (an image model: bleu,chrf,cider)"),
          arg("--json", action="store_true"), *DECODING)
 def cmd_test(args: argparse.Namespace) -> int | None:
+    """example: transduce test runs/es-en --src test.es --ref test.en"""
     from transduce.data.corpus import read_parallel
     from transduce.evaluate import read_references
 
@@ -96,6 +100,7 @@ def cmd_test(args: argparse.Namespace) -> int | None:
          "that per token (tab-separated, one line per pair)", arg("model_dir"),
          arg("--src", required=True), arg("--ref", required=True), arg("-o", "--output"), *LOAD)
 def cmd_score(args: argparse.Namespace) -> int | None:
+    """example: transduce score runs/es-en --src test.es --ref test.en -o scores.tsv"""
     from transduce.data.corpus import read_parallel
 
     src, refs = read_parallel(args.src, args.ref)
@@ -108,6 +113,7 @@ def cmd_score(args: argparse.Namespace) -> int | None:
          "attention)", arg("model_dir"), arg("text", help="the input (an image model: its path)"),
          arg("-o", "--output", default="attention.png"), arg("--beam-size", type=POSITIVE), *LOAD)
 def cmd_plot(args: argparse.Namespace) -> int | None:
+    """example: transduce plot runs/es-en "hola mundo" -o attention.png"""
     from matplotlib.backend_bases import FigureCanvasBase
 
     out, formats = Path(args.output), FigureCanvasBase.get_supported_filetypes()
@@ -161,6 +167,7 @@ def cmd_plot(args: argparse.Namespace) -> int | None:
          arg("--token", help="require 'Authorization: Bearer TOKEN' (default: $TRANSDUCE_TOKEN; "
                              "the environment keeps it out of the process list)"))
 def cmd_serve(args: argparse.Namespace) -> int | None:
+    """example: transduce serve runs/es-en --port 8000"""
     from transduce.serve.app import serve
 
     serve(args.model_dir, host=args.host, port=args.port, device=args.device,
@@ -172,7 +179,10 @@ def cmd_serve(args: argparse.Namespace) -> int | None:
 
 @command("chat", "reply to each input line (interactive or piped)", arg("model_dir"), *DECODING)
 def cmd_chat(args: argparse.Namespace) -> int | None:
-    """Read a message per line (a terminal prompt, or piped input), print a reply per line."""
+    """Read a message per line (a terminal prompt, or piped input), print a reply per line.
+
+    example: transduce chat runs/dialogue
+    """
     model = load_model(args)
     interactive = sys.stdin.isatty()
     while True:

@@ -17,6 +17,7 @@ from transduce.errors import TransduceError
          arg("--nproc", type=POSITIVE, default=1,
              help="data-parallel processes on this machine (runs torchrun; one per GPU on CUDA)"))
 def cmd_train(args: argparse.Namespace) -> int | None:
+    """example: transduce train config.yaml --set training.lr=3e-4 training.max_minutes=60"""
     from transduce.config import load_config
     from transduce.training.trainer import Trainer, TrainingInterrupted
 
@@ -44,6 +45,7 @@ def cmd_train(args: argparse.Namespace) -> int | None:
          arg("--study-dir", help="default: the config's model_dir"),
          arg("--storage", help="an Optuna storage URL (default: sqlite study.db in --study-dir)"))
 def cmd_tune(args: argparse.Namespace) -> int | None:
+    """example: transduce tune config.yaml --trials 16 --minutes 30 --jobs 2"""
     from rich.console import Console
 
     from transduce.api import tune
@@ -66,6 +68,7 @@ def cmd_tune(args: argparse.Namespace) -> int | None:
          arg("--best", type=POSITIVE, help="the N best by the early-stopping metric"),
          arg("-o", "--output", help="the new model_dir (default: MODEL_DIR-average)"))
 def cmd_average(args: argparse.Namespace) -> int | None:
+    """example: transduce average runs/es-en --last 5 -o runs/es-en-average"""
     from transduce.checkpoints import select, write_average
     from transduce.config import load_config
     from transduce.model_dir import CONFIG
@@ -87,6 +90,7 @@ def cmd_average(args: argparse.Namespace) -> int | None:
          arg("--dev", help="the dev set's prefix (default: carved from the training pairs)"),
          arg("-o", "--output", default="config.yaml"))
 def cmd_init(args: argparse.Namespace) -> int | None:
+    """example: transduce init data/train --src es --tgt en -o config.yaml"""
     from transduce.init import write_config
 
     print(write_config(args.train, args.src, args.tgt, args.dev, Path(args.output)))
@@ -97,6 +101,7 @@ def cmd_init(args: argparse.Namespace) -> int | None:
          arg("--minutes", type=number(float, 0, low_open=True), default=2.0),
          arg("--model-dir", default="runs/demo"))
 def cmd_demo(args: argparse.Namespace) -> int | None:
+    """example: transduce demo --minutes 2"""
     from transduce.demo import run_demo
 
     return run_demo(minutes=args.minutes, model_dir=args.model_dir)
