@@ -128,10 +128,6 @@ def read_corpora(cfg: DataConfig) -> tuple[tuple[list[str], list[str]], list[Par
         tgt += t
     dev_pair = resolve_pair(cfg.dev, cfg.src_lang, cfg.tgt_lang) if cfg.dev else None
     dev = read_parallel(*dev_pair, key="data.dev") if dev_pair else None
-    if dev is None:
-        log.warning("no data.dev: training measures nothing, so best/ is simply the latest "
-                    "model (saved at each validation) and early stopping and the plateau "
-                    "schedule never act; give a dev set (transduce init carves one from train)")
     if cfg.test:
         read_parallel(*resolve_pair(cfg.test, cfg.src_lang, cfg.tgt_lang), key="data.test")
     if cfg.src_type == "image" and dev:

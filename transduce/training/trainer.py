@@ -123,7 +123,7 @@ class Trainer:
                  "on" if m.input_feeding else "off", f"{self.n_params:,}")
         self.att_cost = attention_cost(m.attention, m.decoder_hidden_size, m.embedding_size,
                                        len(self.tgt.vocab))
-        self.dev = DevSet(*dev, self.src, self.tgt, config, self.att_cost) if dev else None
+        self.dev = DevSet.build(dev, self.src, self.tgt, config, self.att_cost)
         self.optimizer = build_optimizer(t, self.model.parameters())
         self.batches_per_epoch = len(self._epoch_batches(0))
         if not self.batches_per_epoch:

@@ -33,6 +33,18 @@ class DevSet:
         if config.data.src_type == "image":  # decoded now: a bad image stops the start, not
             self.batches  # noqa: B018 (the first validation)
 
+    @classmethod
+    def build(cls, dev: tuple[list[str], list[str]] | None, src_codec: Codec, tgt_codec: Codec,
+              config: Config, att_cost: float) -> "DevSet | None":
+        """The dev set of the pairs ``dev``; None, with a warning saying what that means,
+        without ``data.dev``."""
+        if dev is None:
+            log.warning("no data.dev: training measures nothing, so best/ is simply the latest "
+                        "model (saved at each validation) and early stopping and the plateau "
+                        "schedule never act; give a dev set (transduce init carves one)")
+            return None
+        return cls(*dev, src_codec, tgt_codec, config, att_cost)
+
     @cached_property
     def batches(self) -> list[Batch]:
         """The loss batches. They keep to the training memory budget; as in training, sources
