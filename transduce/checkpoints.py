@@ -19,6 +19,7 @@ import torch
 
 from transduce import model_dir as md
 from transduce.config import TrainingConfig
+from transduce.data.codec import copy_codecs
 from transduce.errors import TransduceError
 
 PREFIX = "step-"
@@ -98,9 +99,8 @@ def write_average(model_dir: str | Path, out: str | Path, paths: list[Path]) -> 
     config, _, _, model, _ = md.load_model(model_dir, device="cpu")
     average(model, paths)
     out.mkdir(parents=True, exist_ok=True)
-    for name in (md.CONFIG, *md.CODEC_FILES):
-        if (model_dir / name).is_file():
-            shutil.copyfile(model_dir / name, out / name)
+    shutil.copyfile(model_dir / md.CONFIG, out / md.CONFIG)
+    copy_codecs(model_dir, out)
     steps = [md.read_meta(p).get("step") for p in paths]
     md.save_checkpoint(out / md.BEST, model, {"step": max(steps), "averaged_steps": steps,
                                               "averaged_from": str(model_dir)})

@@ -8,6 +8,7 @@ Files: ``vocab.src.txt``, ``vocab.tgt.txt`` and, for SentencePiece, ``spm.src.mo
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from transduce.config import DataConfig
@@ -170,6 +171,14 @@ def load_codecs(cfg: DataConfig, model_dir: Path) -> tuple[Codec, Codec]:
         tok = make_tokenizer(kind, cfg.lowercase, spm_file)
         codecs.append(Codec(tok, Vocabulary.load(model_dir / f"vocab.{side}.txt")))
     return codecs[0], codecs[1]
+
+
+def copy_codecs(src_dir: Path, out: Path) -> None:
+    """Copy the tokenizer and vocabulary files of ``src_dir`` into ``out`` (fine-tuning,
+    averaging: the new model_dir's ids mean what the old one's did)."""
+    for name in CODEC_FILES:
+        if (src_dir / name).is_file():
+            shutil.copyfile(src_dir / name, out / name)
 
 
 def has_codecs(model_dir: Path) -> bool:

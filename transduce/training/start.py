@@ -11,7 +11,6 @@ everything and is :func:`~transduce.training.state.restore`.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch
 
 from transduce import model_dir as md
 from transduce.config import Config
-from transduce.data.codec import CODEC_FILES, Codec, build_codecs, has_codecs, load_codecs
+from transduce.data.codec import Codec, build_codecs, copy_codecs, has_codecs, load_codecs
 from transduce.errors import TransduceError
 from transduce.training.distributed import World
 from transduce.training.state import (SAME_ON_RESUME, TrainerState, first_difference,
@@ -77,9 +76,7 @@ def codecs(config: Config, model_dir: Path, out: Path, resuming: bool, src: list
         return load_codecs(config.data, model_dir)
     if config.training.init_from:
         parent_dir, _ = parent(config.training.init_from)
-        for name in CODEC_FILES:
-            if (parent_dir / name).is_file():
-                shutil.copyfile(parent_dir / name, out / name)
+        copy_codecs(parent_dir, out)
         return load_codecs(config.data, out)
     return build_codecs(config.data, out, src, tgt)
 

@@ -38,6 +38,12 @@ function settings() {
   return body;
 }
 
+function showError(err) {
+  $("error").textContent = `Error: ${err.message}`;
+  $("error").hidden = false;
+  $("status").textContent = "";
+}
+
 async function translate(event) {
   event.preventDefault();
   if (imageModel) return caption();
@@ -58,9 +64,7 @@ async function translate(event) {
     $("results").replaceChildren(...lines.map((src, i) => result(data.attention[i], data.translations[i])));
     $("status").textContent = `${lines.length} input(s) in ${Math.round(performance.now() - started)} ms`;
   } catch (err) {
-    $("error").textContent = `Error: ${err.message}`;
-    $("error").hidden = false;
-    $("status").textContent = "";
+    showError(err);
   } finally {
     $("translate").disabled = false;
   }
@@ -157,9 +161,7 @@ async function caption() {
     $("results").replaceChildren(imageResult(picture, data.caption, data.attention));
     $("status").textContent = `captioned in ${Math.round(performance.now() - started)} ms`;
   } catch (err) {
-    $("error").textContent = `Error: ${err.message}`;
-    $("error").hidden = false;
-    $("status").textContent = "";
+    showError(err);
   } finally {
     $("translate").disabled = false;
   }
