@@ -36,6 +36,12 @@ class TrainCorpus(_Section):
     weight: float = Field(1.0, gt=0, le=1000)  # an epoch holds weight x its pairs (sampled)
 
 
+class SidePaths(_Section):
+    """Per-side files: ``data.spm_model: {src: a.model, tgt: b.model}`` (either may be left out)."""
+    src: Optional[str] = None
+    tgt: Optional[str] = None
+
+
 class DataConfig(_Section):
     # path prefix: <train>.<src_lang> + <train>.<tgt_lang>; or a list of weighted corpora
     train: Optional[Union[str, list[TrainCorpus]]] = None
@@ -54,6 +60,10 @@ class DataConfig(_Section):
     min_freq: Int = Field(1, ge=1)  # word/char vocabularies
     max_vocab_size: Int = Field(50_000, ge=8, le=10_000_000)
     shared_vocab: Bool = False
+    # existing files to use instead of training / building them: one path for both sides, or
+    # {src: ..., tgt: ...}; relative to the current directory (data/codec.py)
+    spm_model: Optional[Union[str, SidePaths]] = None  # a SentencePiece .model
+    vocab_file: Optional[Union[str, SidePaths]] = None  # one token per line
     # tokens; longer training sources are cut to max_src_len, pairs with longer targets skipped
     max_src_len: Int = Field(100, ge=1, le=100_000)
     max_tgt_len: Int = Field(100, ge=1, le=100_000)
@@ -70,6 +80,14 @@ class DataConfig(_Section):
             return [TrainCorpus(path=self.train)]
         return list(self.train or [])
 
+    def given(self, key: str, side: str) -> Optional[str]:
+        """The ``data.spm_model`` or ``data.vocab_file`` path given for ``side``, if any (an image
+        source has none: a path for both sides then concerns the target)."""
+        value = getattr(self, key)
+        if isinstance(value, SidePaths):
+            return getattr(value, side)
+        return None if side == "src" and self.src_type == "image" else value
+
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
         if isinstance(self.train, list) and (not self.train or self.src_type == "image"):
@@ -84,6 +102,20 @@ class DataConfig(_Section):
             raise ValueError(f"data.shared_vocab needs the same tokenizer on both sides (got "
                              f"src {src}, tgt {tgt}); set data.shared_vocab: false or use one "
                              "tokenizer")
+        for side, kind in (("src", src), ("tgt", tgt)):
+            if self.given("spm_model", side) and kind != "sentencepiece":
+                raise ValueError(f"data.spm_model is given for the {side} side, whose tokenizer "
+                                 f"is {kind}; set data.tokenizer: sentencepiece or leave "
+                                 "data.spm_model out")
+        for key in ("spm_model", "vocab_file"):
+            if isinstance(getattr(self, key), SidePaths):
+                paths = getattr(self, key)
+                if self.src_type == "image" and paths.src:
+                    raise ValueError(f"data.{key}.src is given but the sources are images; "
+                                     f"leave data.{key}.src out")
+                if self.shared_vocab and paths.src != paths.tgt:
+                    raise ValueError(f"data.shared_vocab needs one data.{key} for both sides "
+                                     f"(got src {paths.src}, tgt {paths.tgt}); give one path")
         return self
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from transduce.config import DataConfig
 from transduce.data.corpus import resolve_pair
 from transduce.data.tokenizers import SentencePieceTokenizer, Tokenizer, make_tokenizer
-from transduce.data.vocabulary import (MAX_TOKEN_LEN, SPECIALS, Vocabulary, source_ext_ids,
-                                       target_ext_ids)
+from transduce.data.vocabulary import (MAX_TOKEN_LEN, SPECIALS, Vocabulary, read_token_list,
+                                       source_ext_ids, target_ext_ids)
 from transduce.errors import TransduceError
 
 log = logging.getLogger("transduce")
@@ -113,6 +113,10 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
     for side in SIDES:
         if kinds[side] == "sentencepiece":
             spm_file = model_dir / f"spm.{side}.model"
+            given = cfg.given("spm_model", side)
+            if given:
+                tokenizers[side] = given_spm(Path(given), spm_file, cfg.lowercase)
+                continue
             if cfg.shared_vocab and side == "tgt":
                 tokenizers[side] = SentencePieceTokenizer(
                     spm_file, cfg.lowercase, model_proto=tokenizers["src"].model_proto)
@@ -131,7 +135,21 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
         return [tokenizers[side].tokenize(ln) for ln in text[side]]
 
     vocabs: dict[str, Vocabulary] = {}
-    if cfg.shared_vocab:
+    for side in SIDES:
+        given = cfg.given("vocab_file", side)
+        if given:
+            vocabs[side] = (vocabs["src"] if cfg.shared_vocab and side == "tgt" else
+                            read_token_list(Path(given)))
+            toks = [t for line in tokens(side) for t in line]
+            unk = sum(t not in vocabs[side].stoi for t in toks)
+            log.info("%s vocabulary: %d types from %s (data.vocab_file), %d of %d training "
+                     "tokens unknown", side, len(vocabs[side]) - len(SPECIALS), given, unk,
+                     len(toks))
+            if 2 * unk > len(toks):
+                log.warning("%s: more than half of the %s training tokens (%d of %d) are not in "
+                            "it and read as <unk>; is it the vocabulary of this tokenizer and "
+                            "language?", given, side, unk, len(toks))
+    if cfg.shared_vocab and not vocabs:
         shared = Vocabulary.build(tokens("src") + tokens("tgt"), cfg.min_freq, cfg.max_vocab_size,
                                   name=names["shared"])
         check_vocabulary(shared, names["shared"], cfg)
@@ -139,6 +157,8 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
     else:
         for side in SIDES:
             tok = tokenizers[side]
+            if side in vocabs:
+                continue
             if side == "src" and cfg.src_type == "image":
                 vocabs[side] = Vocabulary([])  # the specials only: the layout stays the same
             elif isinstance(tok, SentencePieceTokenizer):
@@ -154,6 +174,23 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
         vocabs[side].save(model_dir / f"vocab.{side}.txt")
     log.info("vocabulary: %d source, %d target types", len(vocabs["src"]), len(vocabs["tgt"]))
     return Codec(tokenizers["src"], vocabs["src"]), Codec(tokenizers["tgt"], vocabs["tgt"])
+
+
+def given_spm(path: Path, spm_file: Path, lowercase: bool) -> SentencePieceTokenizer:
+    """The SentencePiece model of ``data.spm_model``, to be saved as the model_dir's
+    ``spm_file``."""
+    try:
+        proto = path.read_bytes()
+    except FileNotFoundError:
+        raise TransduceError(f"{path}: no such file (data.spm_model); give an existing "
+                             "SentencePiece .model, relative to the current directory") from None
+    try:
+        tok = SentencePieceTokenizer(spm_file, lowercase, model_proto=proto)
+    except RuntimeError:
+        raise TransduceError(f"{path}: not a SentencePiece model (data.spm_model); give the "
+                             ".model file spm_train wrote, not its .vocab") from None
+    log.info("sentencepiece: %d pieces from %s (data.spm_model)", tok.sp.get_piece_size(), path)
+    return tok
 
 
 def load_codecs(cfg: DataConfig, model_dir: Path) -> tuple[Codec, Codec]:

@@ -136,6 +136,37 @@ class Vocabulary:
         return vocab
 
 
+def read_token_list(path: Path, key: str = "data.vocab_file") -> Vocabulary:
+    """A vocabulary given by the user (``key``): one token per line, in order; what follows a
+    tab or space on a line is ignored (SentencePiece ``.vocab`` scores, fairseq ``dict.txt``
+    counts: no tokenizer makes a token with whitespace), and a first four lines that are the
+    specials are skipped (a transduce ``vocab.*.txt``). Blank and repeated lines are errors
+    naming the line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise TransduceError(f"{path}: no such file ({key}); give an existing file, relative to "
+                             "the current directory") from None
+    except UnicodeDecodeError as e:
+        raise TransduceError(f"{path}: not UTF-8 text ({key}, byte {e.start}); a vocabulary "
+                             "file holds one token per line in UTF-8") from None
+    start = len(SPECIALS) if tuple(lines[: len(SPECIALS)]) == SPECIALS else 0
+    first: dict[str, int] = {}
+    for n, line in enumerate(lines[start:], start + 1):
+        token = line.split("\t", 1)[0].split(" ", 1)[0]
+        if not token:
+            raise TransduceError(f"{path}:{n}: blank line or no token before the tab/space "
+                                 f"({key}); a vocabulary file holds one token per line")
+        if token in first:
+            raise TransduceError(f"{path}:{n}: {token!r} appears again (first on line "
+                                 f"{first[token]}) ({key}); list each token once")
+        first[token] = n
+    if not first:
+        raise TransduceError(f"{path}: no tokens ({key}); a vocabulary file holds one token "
+                             "per line")
+    return Vocabulary(first)
+
+
 def source_ext_ids(src_tokens: list[str], vocab: Vocabulary) -> tuple[list[int], list[str]]:
     """Source tokens as target-side ids: vocabulary ids, or extended ids ``len(vocab) + j`` for
     the j-th distinct out-of-vocabulary token. Returns (ids, the out-of-vocabulary tokens)."""
