@@ -1,4 +1,5 @@
 """Kept checkpoints (training.keep_last / keep_best) and their average (transduce average)."""
+import json
 import os
 import random
 import shutil
@@ -116,3 +117,48 @@ def test_rotation_survives_kill_9_at_a_random_moment(reverse_data, tmp_path):
     model = md.load_model(tmp_path / "model", device="cpu")[3]
     for _, p, _ in entries:
         md.load_weights(model, p)
+
+
+def test_average_at_end_makes_the_average_best_when_it_scores_better(reverse_data, tmp_path):
+    model_dir = tmp_path / "model"
+    transduce.train(tiny_config(reverse_data, model_dir, training={
+        "max_steps": 30, "validate_every": 10, "keep_last": 3, "average_at_end": 3}))
+    events = [json.loads(line) for line in (model_dir / md.METRICS).read_text().splitlines()]
+    (event,) = [e for e in events if e["event"] == "average"]
+    assert event["steps"] == [10, 20, 30]
+    best_single = min(e["dev_loss"] for e in events if e["event"] == "valid")
+    assert event["best"] == (event["dev_loss"] < best_single)
+    meta = md.read_meta(model_dir / md.BEST)
+    assert ("averaged_steps" in meta) == event["best"]
+    if event["best"]:
+        expected = checkpoints.average(md.load_model(model_dir, device="cpu")[3],
+                                       [p for _, p, _ in checkpoints.kept(model_dir)])
+        assert all(torch.equal(v, _state(model_dir, model_dir / md.BEST)[k])
+                   for k, v in expected.state_dict().items())
+
+
+def test_average_at_end_keeps_best_when_the_average_is_worse_and_needs_n_kept(run, tmp_path,
+                                                                            caplog):
+    model_dir = shutil.copytree(run, tmp_path / "copy")
+    before = (model_dir / md.BEST / "model.safetensors").read_bytes()
+    model = md.load_model(model_dir, device="cpu")[3]
+    scores = {"loss": 1.0, "bleu": 0.0, "chrf": 0.0}
+    event = checkpoints.average_at_end(model_dir, model, 3, lambda m: scores, "loss", 0.5, {})
+    assert event["best"] is False and event["steps"] == [40, 50, 60]
+    assert (model_dir / md.BEST / "model.safetensors").read_bytes() == before
+    event = checkpoints.average_at_end(model_dir, model, 3, lambda m: scores, "loss", 2.0, {})
+    assert event["best"] is True
+    assert md.read_meta(model_dir / md.BEST)["averaged_steps"] == [40, 50, 60]
+    assert checkpoints.average_at_end(model_dir, model, 9, lambda m: scores, "loss", 2.0,
+                                      {}) is None
+    assert "9 checkpoints asked for" in caplog.text
+
+
+@pytest.mark.parametrize("training, message", [
+    ({"average_at_end": 3}, "set training.keep_last: 3"),
+    ({"average_at_end": 1, "keep_last": 2}, "would average one checkpoint"),
+])
+def test_average_at_end_config_errors(training, message, tmp_path):
+    with pytest.raises(TransduceError, match=message):
+        transduce.config.load_config({"model_dir": str(tmp_path), "data": {"train": "x"},
+                                      "training": training})

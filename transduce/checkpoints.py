@@ -12,8 +12,11 @@ Averaging the weights of the last few checkpoints (Vaswani et al., 2017; Junczys
 """
 from __future__ import annotations
 
+import copy
+import logging
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -22,6 +25,7 @@ from transduce.config import TrainingConfig
 from transduce.data.codec import copy_codecs
 from transduce.errors import TransduceError
 
+log = logging.getLogger("transduce")
 PREFIX = "step-"
 HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False, "ppl": False}  # by metric
 
@@ -88,6 +92,36 @@ def average(model: torch.nn.Module, paths: list[Path]) -> torch.nn.Module:
     model.load_state_dict({k: (v / len(paths)).to(model.state_dict()[k].dtype)
                            for k, v in total.items()})
     return model
+
+
+def average_at_end(model_dir: Path, model: torch.nn.Module, n: int,
+                   score: Callable[[torch.nn.Module], dict], metric: str, best: float | None,
+                   meta: dict) -> dict | None:
+    """``training.average_at_end``: score the average of the last ``n`` kept checkpoints with
+    ``score`` (the dev scores) and write it as ``model_dir/best/`` if its ``metric`` beats
+    ``best`` (the best single checkpoint's). ``model`` is left as it is. Returns the event for
+    the run log, or None when fewer than ``n`` checkpoints were kept (a warning)."""
+    entries = kept(model_dir)
+    if len(entries) < n:
+        log.warning("training.average_at_end: %d checkpoints asked for, %d kept (training ended "
+                    "after %d validations); best/ is not an average", n, len(entries),
+                    len(entries))
+        return None
+    paths = [p for _, p, _ in entries[-n:]]
+    steps = [s for s, _, _ in entries[-n:]]
+    averaged = average(copy.deepcopy(model), paths)
+    scores = score(averaged)
+    sign = 1 if HIGHER_IS_BETTER[metric] else -1
+    better = best is None or sign * (scores[metric] - best) > 0
+    if better:
+        md.save_checkpoint(Path(model_dir) / md.BEST, averaged,
+                           {**meta, "scores": scores, "averaged_steps": steps})
+    log.info("average of the last %d checkpoints (steps %s): dev %s %.4f against the best "
+             "single checkpoint's %s; %s", n, ", ".join(map(str, steps)), metric, scores[metric],
+             "none" if best is None else f"{best:.4f}",
+             "best/ is now the average" if better else "best/ stays")
+    return {"event": "average", "steps": steps, "dev_loss": scores["loss"],
+            "bleu": scores["bleu"], "chrf": scores["chrf"], "best": better}
 
 
 def write_average(model_dir: str | Path, out: str | Path, paths: list[Path]) -> Path:

@@ -203,6 +203,9 @@ class TrainingConfig(_Section):
     # transduce average); 1 and 1: none
     keep_last: Int = Field(1, ge=1, le=1000)
     keep_best: Int = Field(1, ge=1, le=1000)
+    # at the end of training: average the last N kept checkpoints, and make the average best/ if
+    # it scores better on dev (checkpoints.py); needs keep_last >= N. 0: off
+    average_at_end: Int = Field(0, ge=0, le=1000)
     init_from: Optional[str] = None  # fine-tuning: a model_dir or checkpoint (training/start.py)
     reset: list[Literal["optimizer", "schedule", "data", "early_stopping"]] = \
         ["optimizer", "schedule", "data", "early_stopping"]  # with init_from: what starts afresh
@@ -211,6 +214,17 @@ class TrainingConfig(_Section):
     tensorboard: Bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Optional[Int] = Field(None, ge=1, le=1024)  # torch intra-op threads (default: torch's)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainingConfig":
+        if self.average_at_end == 1:
+            raise ValueError("training.average_at_end: 1 would average one checkpoint; set 0 "
+                             "(off) or the number of last checkpoints to average, 2 or more")
+        if self.average_at_end > self.keep_last:
+            raise ValueError(f"training.average_at_end: {self.average_at_end} averages the last "
+                             f"{self.average_at_end} kept checkpoints, but training.keep_last is "
+                             f"{self.keep_last}; set training.keep_last: {self.average_at_end}")
+        return self
 
 
 class DecodingConfig(_Section):

@@ -21,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from transduce import model_dir as md
-from transduce.checkpoints import HIGHER_IS_BETTER, keep
+from transduce.checkpoints import HIGHER_IS_BETTER, average_at_end, keep
 from transduce.config import Config, save_config
 from transduce.data.batching import (Batch, attention_cost, batch_indices, training_pairs,
                                      warn_oversized)
@@ -235,6 +235,7 @@ class Trainer:
         stopped; starting a finished run again does nothing but load its best model.
         """
         t, st = self.cfg.training, self.state
+        started = st.step
         try:
             with stop_signals() as received:
                 if self.resume_from:
@@ -264,6 +265,14 @@ class Trainer:
                     if st.validated_at != st.step:
                         self.validate()
                         self.save()
+                if t.average_at_end and self.dev is not None and self.world.main and \
+                        st.step > started:
+                    event = average_at_end(self.model_dir, self.model, t.average_at_end,
+                                           lambda m: self.dev.score(m, self.device,
+                                                                    self._autocast)[0],
+                                           self.metric, st.best_score, self._meta({}))
+                    if event:
+                        self.run_log.record({"step": st.step, **event})
             log.info("training finished after %d updates (%s); %.1f min of training", st.step,
                      reason, st.elapsed / 60)
             try:
