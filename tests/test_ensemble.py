@@ -1,4 +1,6 @@
 """Ensembles: several models decode together (decode/ensemble.py)."""
+import socket
+
 import pytest
 
 import transduce
@@ -64,3 +66,34 @@ def test_translate_takes_several_model_dirs(dirs, tmp_path, capsys):
     src.write_text("w1 w2 w3\nw4\n")
     main(["translate", str(dirs[0]), str(dirs[1]), "-i", str(src), "--beam-size", "3"])
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_the_server_serves_an_ensemble(dirs):
+    from fastapi.testclient import TestClient
+
+    from transduce.serve.app import create_app
+
+    both = transduce.load(list(dirs))
+    with TestClient(create_app(both), base_url="http://localhost") as client:
+        health = client.get("/health")
+        assert health.status_code == 200, health.text
+        r = client.post("/translate?attention=true", json={"text": TEXTS[:3], "beam_size": 2})
+        assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["translations"] == both.translate(TEXTS[:3], beam_size=2)
+    assert len(body["attention"]) == 3 and body["attention"][0]["matrix"]
+
+
+def test_transduce_serve_takes_several_model_dirs(dirs, monkeypatch, capsys):
+    import uvicorn
+
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run",
+                        lambda self, sockets: served.append(self.config.app))
+    monkeypatch.delenv("TRANSDUCE_TOKEN", raising=False)
+    with socket.socket() as s:  # a free port (the CLI takes 1-65535)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["serve", str(dirs[0]), str(dirs[1]), "--port", str(port)]) in (0, None)
+    assert f"serving {dirs[0]} + {dirs[1]} at" in capsys.readouterr().err
+    assert len(served) == 1

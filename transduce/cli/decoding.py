@@ -149,7 +149,7 @@ def cmd_plot(args: argparse.Namespace) -> int | None:
     log.info("attention plot written to %s", args.output)
 
 
-@command("serve", "HTTP API and web page with attention heatmaps", arg("model_dir"),
+@command("serve", "HTTP API and web page with attention heatmaps", ENSEMBLE,
          arg("--host", default="127.0.0.1", help="the address to listen on (default: this machine "
              "only; any other needs a token, or warns)"),
          arg("--port", type=number(int, 1, 65535), default=8000), DEVICE, QUANTIZE,
@@ -167,10 +167,11 @@ def cmd_plot(args: argparse.Namespace) -> int | None:
          arg("--token", help="require 'Authorization: Bearer TOKEN' (default: $TRANSDUCE_TOKEN; "
                              "the environment keeps it out of the process list)"))
 def cmd_serve(args: argparse.Namespace) -> int | None:
-    """example: transduce serve runs/es-en --port 8000"""
+    """example: transduce serve runs/es-en --port 8000   (several model_dirs: an ensemble)"""
     from transduce.serve.app import serve
 
-    serve(args.model_dir, host=args.host, port=args.port, device=args.device,
+    dirs = args.model_dir
+    serve(dirs[0] if len(dirs) == 1 else dirs, host=args.host, port=args.port, device=args.device,
           quantize=args.quantize, threads=args.threads, max_batch_size=args.max_batch_size,
           max_wait_ms=args.max_wait_ms, batching=not args.no_batching,
           max_inputs=args.max_inputs, max_chars=args.max_chars, allow_hosts=args.allow_host,

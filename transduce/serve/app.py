@@ -193,7 +193,8 @@ def attention_json(result: Result | None) -> dict[str, Any]:
 def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, device: str = "auto",
           threads: int | None = None, log_level: str = "info", allow_hosts=(),
           token: str | None = None, quantize: str | None = None, **limits) -> None:
-    """Load ``model_dir`` and serve it with uvicorn until interrupted.
+    """Load ``model_dir`` (or a list of model_dirs: an ensemble) and serve it with uvicorn until
+    interrupted.
 
     ``threads`` sets torch's intra-op threads (on a busy machine 1 is often fastest: the event
     loop needs a core too); requests may name the server ``host``, a loopback name or one of
@@ -219,7 +220,9 @@ def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, device: str = "a
         app = create_app(load(model_dir, device=device, quantize=quantize), token=token,
                          hosts=LOOPBACK_NAMES | {host.strip("[]").lower(), *allow_hosts}, **limits)
         shown, port = f"[{host}]" if ":" in host else host, sock.getsockname()[1]  # port 0: any
-        print(f"serving {model_dir} at http://{shown}:{port}/ (Ctrl+C to stop)"
+        shown_dirs = (" + ".join(map(str, model_dir)) if isinstance(model_dir, (list, tuple))
+                      else model_dir)
+        print(f"serving {shown_dirs} at http://{shown}:{port}/ (Ctrl+C to stop)"
               + ("; the page needs the token: open it as /#token=<token>" if token else ""),
               file=sys.stderr, flush=True)
         uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False,
