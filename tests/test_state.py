@@ -30,7 +30,8 @@ def _components(**state) -> dict:
 
 def test_state_file_round_trip_keeps_position_and_parts():
     st = TrainerState(step=7, epoch=1, batch_in_epoch=3, best_score=12.5, bad_validations=1,
-                      elapsed=4.0, nonfinite=2, nonfinite_run=1, validated_at=5)
+                      elapsed=4.0, nonfinite=2, nonfinite_run=1, validated_at=5,
+                      validate_every=60)
     components = {k: _Part({"x": i}) for i, k in enumerate(PARTS) if k != "rng"}
     saved = st.to_file(components, rngs=[{"x": 0}, {"x": 1}], world_size=2)
     back, back_parts = TrainerState.from_file(saved, Path("last"))
@@ -40,9 +41,18 @@ def test_state_file_round_trip_keeps_position_and_parts():
 
 def test_older_state_files_without_the_newer_counters_load():
     saved = TrainerState(step=3).to_file(_components(), [{}], 1)
-    del saved["nonfinite_run"], saved["validated_at"]
+    del saved["nonfinite_run"], saved["validated_at"], saved["validate_every"]
     back, _ = TrainerState.from_file(saved, Path("last"))
-    assert (back.step, back.nonfinite_run, back.validated_at) == (3, 0, -1)
+    assert (back.step, back.nonfinite_run, back.validated_at, back.validate_every) == \
+        (3, 0, -1, None)
+
+
+@pytest.mark.parametrize("value", [0, 2.0, "50"])
+def test_a_chosen_validation_interval_must_be_a_positive_whole_number(value):
+    saved = TrainerState(step=3).to_file(_components(), [{}], 1)
+    saved["validate_every"] = value
+    with pytest.raises(TransduceError, match="validate_every is .* not a whole number >= 1"):
+        TrainerState.from_file(saved, Path("last"))
 
 
 @pytest.mark.parametrize("key", ["step", "best_score", "optimizer", "rng"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError,
@@ -190,7 +190,11 @@ class TrainingConfig(_Section):
     max_epochs: Int = Field(10, ge=1)
     max_steps: Optional[Int] = Field(None, ge=1)
     max_minutes: Optional[float] = Field(None, gt=0)
-    validate_every: Int = Field(500, ge=1)  # updates
+    # updates between validations; auto: about ten validations a run (a tenth of max_minutes,
+    # or of the updates, at most 5 minutes of training apart), an interval in updates set
+    # from the speed of the first 50 updates and kept in last/, stretched so that validating
+    # takes at most a tenth of the training time (training/validation.py)
+    validate_every: Union[Annotated[Int, Field(ge=1)], Literal["auto"]] = "auto"
     log_every: Int = Field(50, ge=1)
     # selects best/, drives the plateau schedule and early stopping; the dev loss is measured on
     # the whole dev set, so it is defined and stable for every kind of output (BLEU of one-line

@@ -74,6 +74,18 @@ class RunLog:
             with open(self.metrics, "a", encoding="utf-8") as f:
                 f.write(json.dumps(event) + "\n")
 
+    def validation(self, step: int, epoch: int, scores: dict, best: bool, seconds: float,
+                   example: tuple[str, str]) -> None:
+        """The log line and metrics event of a validation: dev ``scores`` ("loss", "ppl", "bleu",
+        "chrf"), whether it is the best so far, its time, one (source, output) pair."""
+        log.info("validation at step %d: dev loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s "
+                 "(%.1fs) | e.g. %r -> %r", step, scores["loss"], scores["ppl"], scores["bleu"],
+                 scores["chrf"], " | new best" if best else "", seconds, example[0][:60],
+                 example[1][:60])
+        self.record({"event": "valid", "step": step, "epoch": epoch, "dev_loss": scores["loss"],
+                     "dev_ppl": scores["ppl"], "bleu": scores["bleu"], "chrf": scores["chrf"],
+                     "best": best})
+
     def close(self) -> None:
         if self.handler is not None:
             log.removeHandler(self.handler)

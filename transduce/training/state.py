@@ -40,7 +40,8 @@ DATA_ON_RESUME = ("data.train", "data.src_lang", "data.tgt_lang", "data.max_src_
 # the parts of the state file beside the position: the state dicts of the trainer's optimizer,
 # schedule and gradient scaler, and rank 0's RNG states
 PARTS = ("optimizer", "schedule", "scaler", "rng")
-OPTIONAL = {"nonfinite_run": 0, "validated_at": -1}  # absent from files of older versions
+# absent from files of older versions
+OPTIONAL = {"nonfinite_run": 0, "validated_at": -1, "validate_every": None}
 
 
 @dataclass
@@ -54,6 +55,8 @@ class TrainerState:
     nonfinite: int = 0  # updates skipped because the loss was NaN/inf
     nonfinite_run: int = 0  # ... of which in a row, up to now
     validated_at: int = field(default=-1, metadata={"min": -1})  # step of the last validation
+    # updates between validations that training.validate_every: auto chose (None: not yet)
+    validate_every: int | None = field(default=None, metadata={"min": 1})
 
     def validated(self, value: float, higher_is_better: bool) -> bool:
         """Count a validation scoring ``value``; True if it is the best so far."""
@@ -120,15 +123,16 @@ class TrainerState:
 
 
 def _wanted(f: dataclasses.Field, value: Any) -> str:
-    """What ``value`` should be, if it is not of the field's type (``int``, ``float``,
-    ``float | None``; a bool is none of them) or below its ``min`` (0 unless the field says
-    otherwise); "" if it fits."""
+    """What ``value`` should be, if it is not of the field's type (``int``, ``int | None``,
+    ``float``, ``float | None``; a bool is none of them) or below its ``min`` (0 unless the field
+    says otherwise); "" if it fits."""
     lowest, optional = f.metadata.get("min", 0), f.type.endswith("None")
-    number = type(value) is int or (f.type != "int" and type(value) is float
+    whole = f.type.startswith("int")
+    number = type(value) is int or (not whole and type(value) is float
                                     and math.isfinite(value))
     if (value is None and optional) or (value is not None and number and value >= lowest):
         return ""
-    return (f"{'a whole' if f.type == 'int' else 'a finite'} number >= {lowest}"
+    return (f"{'a whole' if whole else 'a finite'} number >= {lowest}"
             + (" or None" if optional else ""))
 
 

@@ -40,7 +40,8 @@ from transduce.training.progress import (Progress, RunLog, TrainingInterrupted, 
 from transduce.training.start import check_parent, codecs, inherit, start
 from transduce.training.state import DATA_ON_RESUME, check_same_run, rng_state
 from transduce.training.tensorboard import Board
-from transduce.training.validation import DevSet, test_scores
+from transduce.training.validation import (DevSet, stretch_interval, test_scores,
+                                           validation_due)
 
 log = logging.getLogger("transduce")
 
@@ -303,7 +304,10 @@ class Trainer:
             st.step += 1
             dt = time.perf_counter() - tic
             st.elapsed += dt
-            signum = self._agree(received[0] if received else 0)
+            # the ranks take the same decisions: the largest signal number any rank received
+            # (0: none), the longest training time (for max_minutes)
+            signum, st.elapsed = distributed.all_reduce([received[0] if received else 0,
+                                                         st.elapsed], self.device, "max")
             self.window.add(loss, n_tok, n_pad, dt)
             if st.step % t.log_every == 0:
                 self._log_train(self.window, progress)
@@ -311,7 +315,7 @@ class Trainer:
             progress.update(st.step)
             stop = st.stop_reason(t)
             saved = False
-            if st.step % t.validate_every == 0 or stop:
+            if validation_due(t, st, self.total_steps) or stop:
                 if self.validate():
                     stop = stop or f"early stopping: no improvement in {t.patience} validations"
                 self.save()
@@ -321,18 +325,8 @@ class Trainer:
             if signum:
                 if not saved:
                     self.save()
-                raise TrainingInterrupted(signum, st.step, self.model_dir)
+                raise TrainingInterrupted(int(signum), st.step, self.model_dir)
         return ""
-
-    def _agree(self, signum: int) -> int:
-        """Make the ranks take the same decisions after an update: each learns the largest
-        signal number any rank has received (0: none) and takes the longest training time (for
-        max_minutes)."""
-        if self.world.size == 1:
-            return signum
-        signum, self.state.elapsed = distributed.all_reduce([signum, self.state.elapsed],
-                                                            self.device, "max")
-        return int(signum)
 
     def _log_train(self, window: Window, progress: Progress) -> None:
         st = self.state
@@ -370,13 +364,10 @@ class Trainer:
             md.save_checkpoint(self.model_dir / md.BEST, self.model, self._meta(scores))
         keep(self.model_dir, self.model, self._meta(scores), self.cfg.training)
         self.schedule.validated(scores[self.metric])
-        log.info("validation at step %d: dev loss %.4f | ppl %.2f | BLEU %.2f | chrF %.2f%s "
-                 "(%.1fs) | e.g. %r -> %r", st.step, scores["loss"], scores["ppl"],
-                 scores["bleu"], scores["chrf"], " | new best" if better else "",
-                 time.perf_counter() - tic, self.dev.src[self.dev.sample[0]][:60], hyps[0][:60])
-        self.run_log.record({"event": "valid", "step": st.step, "epoch": st.epoch + 1,
-                             "dev_loss": scores["loss"], "dev_ppl": scores["ppl"],
-                             "bleu": scores["bleu"], "chrf": scores["chrf"], "best": better})
+        took = time.perf_counter() - tic
+        self.run_log.validation(st.step, st.epoch + 1, scores, better, took,
+                                (self.dev.src[self.dev.sample[0]], hyps[0]))
+        stretch_interval(self.cfg.training, st, took)
         if self.board:
             self.board.scalars("dev", scores, ("loss", "ppl", "bleu", "chrf"), st.step)
             if self.cfg.model.attention != "none":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 from contextlib import nullcontext
 from functools import cached_property
@@ -9,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from transduce.config import Config
+from transduce.config import Config, TrainingConfig
 from transduce.data.batching import Batch, ImagePairs, Pairs, batch_cost, batch_indices
 from transduce.data.codec import Codec, encode_pairs
 from transduce.data.corpus import read_parallel, relative_to, resolve_pair
@@ -17,8 +18,47 @@ from transduce.decode.translator import Translator
 from transduce.evaluate import evaluate, perplexity
 from transduce.model.seq2seq import Seq2Seq
 from transduce.training.loss import nll
+from transduce.training.state import TrainerState
 
 log = logging.getLogger("transduce")
+# training.validate_every: auto
+AUTO_TIMED = 50  # updates timed before the interval is set (and the shortest interval)
+AUTO_RUNS = 10  # validations a run: a tenth of max_minutes, or of the updates ...
+AUTO_LONGEST = 300.0  # ... but at most this many seconds of training apart
+AUTO_SHARE = 0.1  # the most of the training time that validating may take
+
+
+def validation_due(t: TrainingConfig, st: TrainerState, total_steps: int) -> bool:
+    """Whether to validate after update ``st.step``: every ``training.validate_every`` updates,
+    or under ``auto`` every ``st.validate_every`` updates since the last validation, an interval
+    set here (and kept in the trainer state, so a resumed run validates at the same steps) once
+    :data:`AUTO_TIMED` updates show the speed."""
+    if t.validate_every != "auto":
+        return st.step % t.validate_every == 0
+    if st.validate_every is None:
+        if st.step < AUTO_TIMED:
+            return False
+        per_update = st.elapsed / st.step
+        seconds = min(AUTO_LONGEST, 60 * t.max_minutes / AUTO_RUNS if t.max_minutes else
+                      AUTO_LONGEST)
+        st.validate_every = max(AUTO_TIMED, min(round(seconds / per_update),
+                                                math.ceil(total_steps / AUTO_RUNS)))
+        log.info("validating every %d updates (about %.0f s of training at %.2f s an update; "
+                 "training.validate_every: auto)", st.validate_every,
+                 st.validate_every * per_update, per_update)
+    return st.step - max(0, st.validated_at) >= st.validate_every
+
+
+def stretch_interval(t: TrainingConfig, st: TrainerState, seconds: float) -> None:
+    """Under ``validate_every: auto``, after a validation that took ``seconds``: lengthen the
+    interval so that validating takes at most :data:`AUTO_SHARE` of the training time."""
+    if t.validate_every != "auto" or st.validate_every is None or not st.step:
+        return
+    need = math.ceil(seconds * (1 - AUTO_SHARE) / AUTO_SHARE / (st.elapsed / st.step))
+    if need > st.validate_every:
+        st.validate_every = need
+        log.info("validation took %.1f s: validating every %d updates from now on, so that it "
+                 "takes at most %d %% of the training time", seconds, need, 100 * AUTO_SHARE)
 
 
 class DevSet:

@@ -32,6 +32,9 @@ from transduce.tuning.trial import Plan, run, suggest
 log = logging.getLogger("transduce.tune")
 DB, LOCK, ASK_LOCK = "study.db", "tune.lock", "tune.ask.lock"
 HOST = socket.gethostname()
+# training.validate_every of each trial when the config says auto: trials are pruned by comparing
+# their validations at the same step, so the interval is fixed, not set from each trial's speed
+TRIAL_VALIDATE_EVERY = 500
 
 
 def tune(config: Config, trials: int | None = None, minutes: float | None = None, jobs: int = 1,
@@ -70,7 +73,10 @@ def make_plan(config: Config, trials: int | None, minutes: float | None, jobs: i
         cores = len(os.sched_getaffinity(0))
         threads = max(1, min(threads or cores, cores // jobs))
     minutes = minutes or t.minutes
-    return Plan(config=config.to_dict(tune=False), space={k: d.model_dump(exclude_none=True)
+    base = config.to_dict(tune=False)
+    if base["training"]["validate_every"] == "auto":  # the pruner compares trials at fixed steps
+        base["training"]["validate_every"] = TRIAL_VALIDATE_EVERY
+    return Plan(config=base, space={k: d.model_dump(exclude_none=True)
                                                           for k, d in t.space.items()},
                 study_dir=str(directory), storage=storage or t.storage
                 or f"sqlite:///{directory / DB}", name=config.name, trials=trials or t.trials,
