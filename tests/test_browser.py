@@ -252,3 +252,43 @@ def test_an_error_from_the_server_is_shown_on_the_page(page):
     error = wait.until(EC.visibility_of_element_located((By.ID, "error")))
     assert "characters" in error.text
     assert driver.find_element(By.ID, "translate").is_enabled()
+
+
+def test_n_best_list_with_scores_limits_and_a_permalink_that_reproduces_the_input(page):
+    driver, url = page
+    driver.get_log("browser")  # drop what earlier tests logged (the error test's 413)
+    driver.get(url)
+    wait = WebDriverWait(driver, 20)
+    wait.until(lambda d: "parameters" in d.find_element(By.ID, "model").text)
+    limits = driver.find_element(By.ID, "limits").text
+    assert "beam size and n-best up to 16" in limits and "256 tokens" in limits  # serve's Limits
+    box = driver.find_element(By.ID, "text")
+    box.clear()
+    box.send_keys("w3 w11 w5 w8")
+    beam = driver.find_element(By.ID, "beam_size").get_attribute("value")  # the model's default
+    n_best = driver.find_element(By.ID, "n_best")
+    n_best.clear()
+    n_best.send_keys("3")
+    driver.find_element(By.ID, "translate").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result ol.nbest li")) == 3)
+    items = driver.find_elements(By.CSS_SELECTOR, ".result ol.nbest li")
+    hyps = [li.find_element(By.CSS_SELECTOR, ".hyp").text for li in items]
+    scores = [float(li.find_element(By.CSS_SELECTOR, ".score").text) for li in items]
+    assert len(set(hyps)) == 3 and scores == sorted(scores, reverse=True)  # best first
+    output = " ".join(s.text for s in driver.find_elements(By.CSS_SELECTOR, ".output span")[1:])
+    assert hyps[0] == output  # the first hypothesis is the output shown (and its heatmap)
+
+    link = driver.find_element(By.ID, "permalink")
+    assert link.is_displayed()
+    href = link.get_attribute("href")
+    assert "text=w3+w11+w5+w8" in href and "n_best=3" in href and f"beam_size={beam}" in href
+    assert driver.current_url == href  # the address bar holds it too
+    driver.get("about:blank")
+    driver.get(href)  # a fresh page from the permalink fills the form and translates
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result ol.nbest li")) == 3)
+    assert driver.find_element(By.ID, "text").get_attribute("value") == "w3 w11 w5 w8"
+    again = [li.find_element(By.CSS_SELECTOR, ".hyp").text
+             for li in driver.find_elements(By.CSS_SELECTOR, ".result ol.nbest li")]
+    assert again == hyps
+    problems = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    assert not problems, problems

@@ -302,7 +302,7 @@ def test_the_page_takes_the_token_from_its_address_and_sends_it(tmp_path):
     from importlib import resources
 
     js = (resources.files("transduce.serve") / "static" / "app.js").read_text()
-    code = js[js.index("const token = "):js.index("\n", js.index("const auth = "))]
+    code = js[js.index("const fragment = "):js.index("\n", js.index("const auth = "))]
     script = tmp_path / "t.js"
     script.write_text("""
 const store = {}, calls = [];

@@ -1,19 +1,25 @@
 // transduce web page: send the text box to POST /translate?attention=true and draw, per input,
-// the output and an attention heatmap (rows: target tokens, columns: source tokens); for an
-// image model, send an image to POST /caption and draw each word's attention over it.
-// Hovering a target token (in the output or the heatmap) highlights its row and aligned source.
+// the output (with n-best: the list of hypotheses and their scores) and an attention heatmap
+// (rows: target tokens, columns: source tokens); for an image model, send an image to POST
+// /caption and draw each word's attention over it. Hovering a target token (in the output or
+// the heatmap) highlights its row and aligned source. The address's #fragment is a permalink:
+// #text=...&beam_size=...&n_best=... fills the form and translates (a fragment never reaches
+// the server or its logs).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const SETTINGS = ["beam_size", "n_best", "max_len", "temperature", "top_k", "top_p"];
 
 // A server started with a token (transduce serve --token, or TRANSDUCE_TOKEN) is opened as
-// http://HOST:PORT/#token=TOKEN: the token is kept for this tab and taken out of the address bar
-// (a #fragment never reaches the server or its logs), then sent with every request.
+// http://HOST:PORT/#token=TOKEN: the token is kept for this tab and taken out of the address bar,
+// then sent with every request.
+const fragment = new URLSearchParams(location.hash.slice(1));
 const token = (() => {
-  const m = location.hash.match(/[#&]token=([^&]*)/);
-  if (m) {
-    sessionStorage.setItem("transduce-token", decodeURIComponent(m[1]));
-    history.replaceState(null, "", location.pathname + location.search);
+  if (fragment.has("token")) {
+    sessionStorage.setItem("transduce-token", fragment.get("token"));
+    fragment.delete("token");
+    const rest = fragment.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
   }
   return sessionStorage.getItem("transduce-token");
 })();
@@ -28,6 +34,7 @@ function el(tag, attrs = {}, ...children) {
 
 function settings() {
   const body = { beam_size: Number($("beam_size").value) || 1 };
+  if (!$("sampling").checked && Number($("n_best").value) > 1) body.n_best = Number($("n_best").value);
   if ($("max_len").value) body.max_len = Number($("max_len").value);
   if ($("sampling").checked) {
     body.sampling = true;
@@ -61,8 +68,10 @@ async function translate(event) {
     });
     const data = await response.json();
     if (!response.ok) throw new Error(data.message || response.statusText);
-    $("results").replaceChildren(...lines.map((src, i) => result(data.attention[i], data.translations[i])));
+    $("results").replaceChildren(...lines.map((src, i) =>
+      result(data.attention[i], data.translations[i], data.n_best && data.n_best[i])));
     $("status").textContent = `${lines.length} input(s) in ${Math.round(performance.now() - started)} ms`;
+    permalink(lines);
   } catch (err) {
     showError(err);
   } finally {
@@ -70,13 +79,39 @@ async function translate(event) {
   }
 }
 
-// One input: source tokens, output tokens and the heatmap, linked by hovering.
-function result(att, text) {
+// The address of this page with these inputs and settings (in the fragment: see the top).
+function permalink(lines) {
+  const params = new URLSearchParams({ text: lines.join("\n") });
+  for (const [k, v] of Object.entries(settings())) params.set(k, v);
+  $("permalink").href = `#${params}`;
+  $("permalink").hidden = false;
+  history.replaceState(null, "", `#${params}`);
+}
+
+// A permalink's fragment into the form; true if it holds a text to translate.
+function fromFragment() {
+  if (!fragment.has("text")) return false;
+  $("text").value = fragment.get("text");
+  for (const k of SETTINGS) if (fragment.has(k)) $(k).value = fragment.get(k);
+  $("sampling").checked = fragment.get("sampling") === "true";
+  toggleSampling();
+  return true;
+}
+
+// One input: source tokens, output tokens and the heatmap, linked by hovering; with n-best, the
+// hypotheses best first with their scores (the heatmap is the best one's).
+function result(att, text, nbest) {
   const src = el("div", { class: "tokens" }, el("span", { class: "label" }, "source"));
   const out = el("div", { class: "tokens output" }, el("span", { class: "label" }, "output"));
   const srcSpans = att.src_tokens.map((t) => el("span", {}, t));
   src.append(...srcSpans);
   const card = el("div", { class: "result" }, src, out);
+  if (nbest) {
+    card.append(el("ol", { class: "nbest" }, ...nbest.map((h) => el("li", {},
+      el("span", { class: "hyp" }, h.text || "(empty)"),
+      el("span", { class: "score", title: "log-probability (length-normalized as in beam search)" },
+         h.score === null ? "−∞" : h.score.toFixed(3))))));
+  }
   if (!text) out.append(el("span", { class: "empty" }, "(empty)"));
   if (!att.matrix.length) {  // no attention (empty input, or a model without it): plain text
     if (text) out.append(el("span", {}, text));
@@ -220,9 +255,13 @@ async function showModel() {
     const m = health.model;
     $("model").textContent = `${m.name} · ${m.cell.toUpperCase()} · ${m.attention} attention · ` +
       `${(m.parameters / 1e6).toFixed(2)}M parameters · ${m.device}`;
+    const lim = health.limits;
     $("beam_size").value = health.decoding.beam_size;
-    $("beam_size").max = health.limits.max_beam_size;
-    $("max_len").max = health.limits.max_len;
+    $("beam_size").max = $("n_best").max = lim.max_beam_size;
+    $("max_len").max = lim.max_len;
+    $("limits").textContent = `this server allows: beam size and n-best up to ${lim.max_beam_size}` +
+      ` (n-best at most the beam size), outputs up to ${lim.max_len} tokens, ${lim.max_inputs}` +
+      ` inputs of up to ${lim.max_chars} characters a request`;
     imageModel = m.src_type === "image";
     $("text-input").hidden = imageModel;
     $("image-input").hidden = !imageModel;
@@ -252,4 +291,4 @@ $("drop").addEventListener("drop", (e) => {
   pickImage(e.dataTransfer.files[0]);
 });
 toggleSampling();
-showModel();
+showModel().then(() => { if (fromFragment() && !imageModel) $("form").requestSubmit(); });
