@@ -71,4 +71,18 @@ def test_every_command_s_help_has_an_example_and_its_defaults(capsys):
         assert f"example: transduce {name}" in text, name
     with pytest.raises(SystemExit):
         build_parser().parse_args(["translate", "m", "--help"])
-    assert "(default: best)" in capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())  # the help's lines joined
+    assert "(default: best)" in text
+    # decoding flags name the config key they override and its default
+    assert "(default: the model's decoding.beam_size, 5 unless its config sets it)" in text
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    from transduce.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    bare = [f"{name} {action.option_strings or action.dest}"
+            for name, sub in commands.items() for action in sub._actions
+            if not action.help and action.dest != "help"]
+    assert not bare, bare

@@ -195,20 +195,42 @@ def command(name: str, help: str, *args: tuple):
     return register
 
 
-DEVICE = arg("--device", default="auto", choices=["auto", "cpu", "cuda"])
+DEVICE = arg("--device", default="auto", choices=["auto", "cpu", "cuda"],
+             help="auto: CUDA when there is a GPU")
 ENSEMBLE = arg("model_dir", nargs="+", help="a model_dir, or several: an ensemble")
+MODEL_DIR = arg("model_dir", help="a trained model's directory (its model_dir)")
 QUANTIZE = arg("--quantize", choices=["int8"], help="int8 decoder layers (CPU): faster")
-LOAD = (arg("--checkpoint", default="best", choices=["best", "last"]), DEVICE)
-DECODING = (arg("--beam-size", type=POSITIVE), arg("--batch-size", type=POSITIVE),
-            arg("--max-len", type=POSITIVE, help="maximum output tokens"),
-            arg("--sample", action="store_true", help="sample instead of search"),
-            arg("--temperature", type=number(float, 0, low_open=True)),
-            arg("--top-k", type=number(int, 0)),
-            arg("--top-p", type=number(float, 0, 1, low_open=True)),
-            arg("--seed", type=number(int, 0, 2**63 - 1)),
+LOAD = (arg("--checkpoint", default="best", choices=["best", "last"],
+            help="best/: the best on dev; last/: the latest"), DEVICE)
+
+
+def decoding(flag: str, what: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """A flag for the decoding key of the same name; its default is the model's own setting."""
+    from transduce.config import DecodingConfig
+
+    key = flag.lstrip("-").replace("-", "_")
+    key = {"sample": "sampling"}.get(key, key)
+    default = DecodingConfig.model_fields[key].default
+    given = "" if default is None else f", {str(default).lower()} unless its config sets it"
+    return arg(flag, **kwargs, help=f"{what} (default: the model's decoding.{key}{given})")
+
+
+DECODING = (decoding("--beam-size", "hypotheses kept per step; 1: greedy", type=POSITIVE),
+            decoding("--batch-size", "inputs decoded together", type=POSITIVE),
+            decoding("--max-len", "maximum output tokens (else decoding.max_len_a x input length + "
+                     "max_len_b)", type=POSITIVE),
+            decoding("--sample", "sample instead of search", action="store_true"),
+            decoding("--temperature", "sampling: divides the logits",
+                     type=number(float, 0, low_open=True)),
+            decoding("--top-k", "sampling: from the k most likely tokens; 0: all",
+                     type=number(int, 0)),
+            decoding("--top-p", "sampling: from the smallest set of this probability",
+                     type=number(float, 0, 1, low_open=True)),
+            decoding("--seed", "sampling's seed (else the config's top-level seed)",
+                     type=number(int, 0, 2**63 - 1)),
             arg("--set", nargs="+", action="extend", default=[], metavar="decoding.KEY=VALUE",
-                help="any decoding setting, e.g. --set decoding.length_penalty=0.6"), QUANTIZE,
-            *LOAD)
+                help="any decoding setting, e.g. --set decoding.length_penalty=0.6 (keys: "
+                     "docs/config.md)"), QUANTIZE, *LOAD)
 
 
 def version_line() -> str:

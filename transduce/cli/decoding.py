@@ -6,17 +6,22 @@ import logging
 import sys
 from pathlib import Path
 
-from transduce.cli.common import (DECODING, DEVICE, ENSEMBLE, LOAD, POSITIVE, QUANTIZE, arg,
-                                  command, decode_options, load_model, nothing_to_score, number,
-                                  print_scores, read_input, write_output)
+from transduce.cli.common import (DECODING, DEVICE, ENSEMBLE, LOAD, MODEL_DIR, POSITIVE,
+                                  QUANTIZE, arg, command, decode_options, decoding, load_model,
+                                  nothing_to_score, number, print_scores, read_input,
+                                  write_output)
 from transduce.errors import TransduceError
+from transduce.evaluate import METRICS
 
 log = logging.getLogger("transduce")
 
 
 
 @command("translate", "decode stdin (or -i FILE), one output line per line", ENSEMBLE,
-         arg("-i", "--input"), arg("-o", "--output"), arg("--n-best", type=POSITIVE),
+         arg("-i", "--input", help="the input file (default: stdin)"),
+         arg("-o", "--output", help="the output file (default: stdout)"),
+         decoding("--n-best", "outputs per input, best first, tab-separated with their scores",
+                  type=POSITIVE),
          arg("--prefix", help="every output starts with this target text, then goes on freely"),
          *DECODING)
 def cmd_translate(args: argparse.Namespace) -> int | None:
@@ -45,7 +50,9 @@ def image_paths(model, lines: list[str], list_file: str | None) -> list[str]:
 
 
 @command("caption", "print one caption per image, in order (a model trained on images)",
-         arg("model_dir"), arg("images", nargs="+", metavar="IMAGE"), *DECODING)
+         MODEL_DIR,
+         arg("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, WebP, ...)"),
+         *DECODING)
 def cmd_caption(args: argparse.Namespace) -> int | None:
     """example: transduce caption runs/emoji-captions photo.png sketch.png"""
     model = load_model(args)
@@ -60,8 +67,11 @@ REFS = arg("--ref", required=True, nargs="+", metavar="REF",
                 "a further file: no reference there)")
 
 
-@command("evaluate", "score hypotheses against references", arg("--hyp", required=True),
-         REFS, arg("--metrics", default="bleu,chrf,rouge"), arg("--json", action="store_true"))
+@command("evaluate", "score hypotheses against references",
+         arg("--hyp", required=True, help="the hypotheses, one per line"), REFS,
+         arg("--metrics", default="bleu,chrf,rouge",
+             help=f"comma-separated, of {', '.join(METRICS)}"),
+         arg("--json", action="store_true", help="one JSON object instead of a table"))
 def cmd_evaluate(args: argparse.Namespace) -> int | None:
     """example: transduce evaluate --hyp out.en --ref test.en --metrics bleu,chrf,rouge"""
     from transduce.data.corpus import read_lines
@@ -76,10 +86,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int | None:
 
 
 @command("test", "translate a test set and score it", ENSEMBLE,
-         arg("--src", required=True), REFS,
+         arg("--src", required=True, help="the test sources, one per line"), REFS,
          arg("-o", "--output", help="also write the translations here"),
          arg("--metrics", help="default: bleu,chrf (an image model: bleu,chrf,cider)"),
-         arg("--json", action="store_true"), *DECODING)
+         arg("--json", action="store_true", help="one JSON object instead of a table"),
+         *DECODING)
 def cmd_test(args: argparse.Namespace) -> int | None:
     """example: transduce test runs/es-en --src test.es --ref test.en"""
     from transduce.data.corpus import read_parallel
@@ -97,8 +108,10 @@ def cmd_test(args: argparse.Namespace) -> int | None:
 
 
 @command("score", "forced decoding: each reference's log-probability given its source, and "
-         "that per token (tab-separated, one line per pair)", arg("model_dir"),
-         arg("--src", required=True), arg("--ref", required=True), arg("-o", "--output"), *LOAD)
+         "that per token (tab-separated, one line per pair)", MODEL_DIR,
+         arg("--src", required=True, help="the sources, one per line"),
+         arg("--ref", required=True, help="the targets to score, line-aligned with --src"),
+         arg("-o", "--output", help="default: stdout"), *LOAD)
 def cmd_score(args: argparse.Namespace) -> int | None:
     """example: transduce score runs/es-en --src test.es --ref test.en -o scores.tsv"""
     from transduce.data.corpus import read_parallel
@@ -110,8 +123,9 @@ def cmd_score(args: argparse.Namespace) -> int | None:
 
 
 @command("plot", "attention heatmap of one input (an image model: the image under each word's "
-         "attention)", arg("model_dir"), arg("text", help="the input (an image model: its path)"),
-         arg("-o", "--output", default="attention.png"), arg("--beam-size", type=POSITIVE), *LOAD)
+         "attention)", MODEL_DIR, arg("text", help="the input (an image model: its path)"),
+         arg("-o", "--output", default="attention.png", help="an image file (png, pdf, svg, ...)"),
+         DECODING[0], *LOAD)
 def cmd_plot(args: argparse.Namespace) -> int | None:
     """example: transduce plot runs/es-en "hola mundo" -o attention.png"""
     from matplotlib.backend_bases import FigureCanvasBase
@@ -152,7 +166,8 @@ def cmd_plot(args: argparse.Namespace) -> int | None:
 @command("serve", "HTTP API and web page with attention heatmaps", ENSEMBLE,
          arg("--host", default="127.0.0.1", help="the address to listen on (default: this machine "
              "only; any other needs a token, or warns)"),
-         arg("--port", type=number(int, 1, 65535), default=8000), DEVICE, QUANTIZE,
+         arg("--port", type=number(int, 1, 65535), default=8000, help="the TCP port"), DEVICE,
+         QUANTIZE,
          arg("--threads", type=POSITIVE, help="torch threads"),
          arg("--max-batch-size", type=POSITIVE, default=64,
              help="sentences decoded together across concurrent requests"),
@@ -178,7 +193,8 @@ def cmd_serve(args: argparse.Namespace) -> int | None:
           token=args.token)
 
 
-@command("chat", "reply to each input line (interactive or piped)", arg("model_dir"), *DECODING)
+@command("chat", "reply to each input line (interactive or piped)", MODEL_DIR,
+         *DECODING)
 def cmd_chat(args: argparse.Namespace) -> int | None:
     """Read a message per line (a terminal prompt, or piped input), print a reply per line.
 

@@ -10,7 +10,7 @@ from transduce.cli.common import POSITIVE, arg, command, number
 from transduce.errors import TransduceError
 
 
-@command("train", "train a model from a YAML config", arg("config"),
+@command("train", "train a model from a YAML config", arg("config", help="a YAML config"),
          arg("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
              help="override config values, e.g. --set training.lr=3e-4"),
          arg("--overwrite", action="store_true", help="start afresh, ignoring last/"),
@@ -37,7 +37,8 @@ def cmd_train(args: argparse.Namespace) -> int | None:
         return e.exit_code
 
 
-@command("tune", "hyper-parameter search over the config's tune.space (Optuna)", arg("config"),
+@command("tune", "hyper-parameter search over the config's tune.space (Optuna)",
+         arg("config", help="a YAML config with a tune: section"),
          arg("--trials", type=POSITIVE, help="finished trials wanted (default: tune.trials)"),
          arg("--minutes", type=number(float, 0, low_open=True),
              help="no trial starts after this (default: tune.minutes)"),
@@ -63,7 +64,8 @@ def cmd_tune(args: argparse.Namespace) -> int | None:
 
 
 @command("average", "average the weights of kept checkpoints (training.keep_last / keep_best)"
-         " into a new model_dir", arg("model_dir"),
+         " into a new model_dir",
+         arg("model_dir", help="a model_dir trained with keep_last/keep_best"),
          arg("--last", type=POSITIVE, help="the N most recent kept checkpoints (default 5)"),
          arg("--best", type=POSITIVE, help="the N best by the early-stopping metric"),
          arg("-o", "--output", help="the new model_dir (default: MODEL_DIR-average)"))
@@ -88,7 +90,7 @@ def cmd_average(args: argparse.Namespace) -> int | None:
          arg("--src", required=True, help="source language suffix"),
          arg("--tgt", required=True, help="target language suffix"),
          arg("--dev", help="the dev set's prefix (default: carved from the training pairs)"),
-         arg("-o", "--output", default="config.yaml"))
+         arg("-o", "--output", default="config.yaml", help="the config to write"))
 def cmd_init(args: argparse.Namespace) -> int | None:
     """example: transduce init data/train --src es --tgt en -o config.yaml"""
     from transduce.init import write_config
@@ -98,8 +100,9 @@ def cmd_init(args: argparse.Namespace) -> int | None:
 
 
 @command("demo", "train and show a small attention model on generated data",
-         arg("--minutes", type=number(float, 0, low_open=True), default=2.0),
-         arg("--model-dir", default="runs/demo"))
+         arg("--minutes", type=number(float, 0, low_open=True), default=2.0,
+             help="training time"),
+         arg("--model-dir", default="runs/demo", help="where the demo model goes"))
 def cmd_demo(args: argparse.Namespace) -> int | None:
     """example: transduce demo --minutes 2"""
     from transduce.demo import run_demo
