@@ -331,7 +331,7 @@ class FairseqSystem:
                 sentence_iterator=iter(lines), model_prefix=str(prefix), vocab_size=8000,
                 model_type="unigram", character_coverage=1.0, pad_id=-1, bos_id=-1, eos_id=-1,
                 unk_id=0, num_threads=2, minloglevel=2, hard_vocab_limit=False)
-            paths.append(prefix.with_suffix(".model"))
+            paths.append(Path(f"{prefix}.model"))  # not with_suffix: it would drop .src
         return paths[0], paths[1]
 
     def prepare(self, corpus: Corpus, minutes: float, run_dir: Path) -> tuple[Path, dict]:
