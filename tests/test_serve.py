@@ -176,6 +176,22 @@ def test_n_best_lists_are_sorted_and_start_with_the_translation(client):
         assert scores == sorted(scores, reverse=True)
 
 
+def test_a_request_sets_each_input_s_prefix_and_constraints(client, translator):
+    texts, prefix, constraints = ["w1 w2", "w3 w4"], ["w5", "w6 w6"], [["w7 w7"], []]
+    r = client.post("/translate", json={"text": texts, "beam_size": 3, "prefix": prefix,
+                                        "constraints": constraints})
+    assert r.status_code == 200, r.text
+    assert r.json()["translations"] == translator.translate(
+        texts, beam_size=3, prefix=prefix, constraints=constraints, max_len=LIMITS["max_len"])
+    first = r.json()["translations"][0].split()
+    assert first[0] == "w5" and "w7 w7" in " ".join(first)
+    _error(client.post("/translate", json={"text": texts, "constraints": [["w1"]]}), 422,
+           "validation_error")
+    _error(client.post("/translate", json={"text": ["w1"], "constraints": [["zzz"]]}), 422)
+    _error(client.post("/translate", json={"text": ["w1"], "prefix": ["w1" * 30]}), 413,
+           "input_too_long")
+
+
 def test_sampling_is_reproducible_with_a_seed(client):
     body = {"text": ["w1 w2 w3"] * 3, "sampling": True, "temperature": 2.0, "top_k": 8}
     a = client.post("/translate", json={**body, "seed": 7}).json()["translations"]

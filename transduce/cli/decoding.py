@@ -23,15 +23,23 @@ log = logging.getLogger("transduce")
          decoding("--n-best", "outputs per input, best first, tab-separated with their scores",
                   type=POSITIVE),
          arg("--prefix", help="every output starts with this target text, then goes on freely"),
+         arg("--constraints", action="store_true",
+             help="each input line is SOURCE<TAB>PHRASE<TAB>...: its output contains every "
+                  "PHRASE (terminology)"),
          *DECODING)
 def cmd_translate(args: argparse.Namespace) -> int | None:
     """example: transduce translate runs/es-en -i test.es -o out.en --beam-size 5"""
     model = load_model(args)
-    lines = image_paths(model, read_input(args.input), args.input)
+    lines, constraints = read_input(args.input), None
+    if args.constraints:  # SOURCE<TAB>PHRASE<TAB>PHRASE...
+        columns = [line.split("\t") for line in lines]
+        lines = [c[0] for c in columns]
+        constraints = [[p for p in c[1:] if p.strip()] for c in columns]
+    lines = image_paths(model, lines, args.input)
     options = decode_options(args)
     n_best = model.config.decoding.override(**options).n_best
     out = []
-    for res in model.search(lines, prefix=args.prefix, **options):
+    for res in model.search(lines, prefix=args.prefix, constraints=constraints, **options):
         if n_best > 1:
             res = res + [None] * (n_best - len(res))
             out.extend(f"{r.text}\t{r.score:.4f}" if r else "\t0.0000" for r in res)

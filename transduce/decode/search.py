@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from transduce.data.vocabulary import BOS_ID, EOS_ID
+from transduce.decode.constraints import Constraints
 from transduce.model.seq2seq import Seq2Seq
 
 
@@ -182,8 +183,8 @@ def coverage_penalty(coverage: torch.Tensor, beta: float) -> float:
 def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: list[int],
                 *, beam_size: int = 5, n_best: int = 1, alpha: float = 1.0,
                 beta: float = 0.0, no_repeat_ngram_size: int = 0, return_attention: bool = False,
-                src_ext: torch.Tensor | None = None,
-                prefix: list[list[int]] | None = None) -> list[list[Hypothesis]]:
+                src_ext: torch.Tensor | None = None, prefix: list[list[int]] | None = None,
+                constraints: list[list[list[int]]] | None = None) -> list[list[Hypothesis]]:
     """Batched beam search with GNMT length penalty ``alpha`` and coverage penalty ``beta``;
     n-best list per sentence.
 
@@ -192,6 +193,8 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
     finished hypotheses or reaches its maximum length; done sentences leave the batch. Finished
     hypotheses are ranked by log-probability / length penalty + coverage penalty. ``prefix``:
     per sentence, target ids every hypothesis starts with (their log-probabilities count).
+    ``constraints``: per sentence, target phrases (ids) every hypothesis must contain; the k kept
+    alive are then chosen by dynamic beam allocation (``constraints.py``).
     """
     k = beam_size
     batch, device = src.size(0), src.device
@@ -207,6 +210,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
     active = list(range(batch))
     lengths = src_lens.tolist()
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    cons = Constraints(constraints, k) if constraints is not None else None
     for t in range(max(max_lens)):
         logp, state, a, p_gen = model.step(prev, state)  # (n * k, vocab [+ n_ext])
         n = len(active)
@@ -220,6 +224,9 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
                 banned = _banned_ngrams(hist, no_repeat_ngram_size)
                 if banned:
                     logp[row, banned] = float("-inf")
+        if cons is not None:
+            moves = cons.moves()
+            cons.restrict(logp, t, [max_lens[i] for i in active], moves)
         cand = (alive.scores.unsqueeze(-1) + logp.view(n, k, vocab)).view(n, k * vocab)
         top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=-1)  # (n, 2k)
         beam_of, tok = top_idx // vocab, top_idx % vocab
@@ -255,12 +262,17 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
                     score += coverage_penalty(fin_cover[j, :lengths[i]], beta)
                 finished[i].append(Hypothesis(toks, score, fin_scores[j], att, cp))
         # --- the k best non-finished extensions stay alive ---
-        rank = torch.arange(top_idx.size(1), device=device).expand_as(top_idx)
-        order = (rank + eos.long() * top_idx.size(1)).argsort(dim=-1)[:, :k]
-        beam_sel, tok_sel = beam_of.gather(1, order), tok.gather(1, order)  # (n, k)
+        if cons is None:
+            rank = torch.arange(top_idx.size(1), device=device).expand_as(top_idx)
+            order = (rank + eos.long() * top_idx.size(1)).argsort(dim=-1)[:, :k]
+            beam_sel, tok_sel = beam_of.gather(1, order), tok.gather(1, order)  # (n, k)
+            sel_scores = top_scores.gather(1, order)
+        else:
+            beam_sel, tok_sel, sel_scores = cons.allocate(cand, top_idx, logp, moves)
+            cons.advance(beam_sel, tok_sel)
         done = [row for row, i in enumerate(active) if len(finished[i]) >= k or at_max[row]]
         rows = (torch.arange(n, device=device).unsqueeze(1) * k + beam_sel).view(-1)
-        alive = alive.extend(rows, tok_sel, top_scores.gather(1, order))
+        alive = alive.extend(rows, tok_sel, sel_scores)
         # rows stay within each sentence's beams: the source side needs no copy
         state, prev = state.select(rows, source=False), tok_sel.view(-1)
         if done:
@@ -272,6 +284,8 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
             keep_rows = (keep_t.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
             alive = alive.select(keep_rows)
             state, prev = state.select(keep_rows), prev[keep_rows]
+            if cons is not None:
+                cons.keep(keep)
             active = [active[r] for r in keep]
     return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]
 

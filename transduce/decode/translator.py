@@ -12,7 +12,7 @@ from transduce.config import Config
 from transduce.data.batching import Batch, image_batch, make_batch
 from transduce.data.codec import Codec, encode_pairs
 from transduce.data.images import Images
-from transduce.data.vocabulary import decode_ext
+from transduce.data.vocabulary import UNK_ID, decode_ext
 from transduce.decode.search import (Hypothesis, beam_search, forced_logprob, greedy,
                                      max_lengths)
 from transduce.errors import TransduceError
@@ -76,14 +76,18 @@ class Translator:
         return [r[0].text if r else "" for r in self.search(texts, **options)]
 
     def search(self, texts: Sequence[str], *, attention: bool = False,
-               prefix: str | Sequence[str] | None = None, **options) -> list[list[Result]]:
+               prefix: str | Sequence[str] | None = None,
+               constraints: Sequence[Sequence[str]] | None = None,
+               **options) -> list[list[Result]]:
         """Decode ``texts``; per input, an n-best list of :class:`Result` (empty for empty input).
 
         ``options`` are :class:`~transduce.config.DecodingConfig` keys (``beam_size``,
         ``n_best``, ``max_len``, ``sampling``, ``temperature``, ...) overriding the config's
         ``decoding`` section; ``attention`` keeps each result's attention matrix. ``prefix``
         (one text for all inputs, or one per input): every output starts with it and goes on
-        freely from there (interactive translation).
+        freely from there (interactive translation). ``constraints`` (per input, a list of
+        target phrases): every output contains each of them (terminology; beam search with
+        dynamic beam allocation, also at beam size 1).
         """
         texts, d = _texts(texts), self.config.decoding.override(**options)
         generator = None
@@ -99,6 +103,7 @@ class Translator:
         ids, forced, ext, oovs = encode_pairs(
             src_tokens, None if prefix is None else [self.tgt.tokenize(p) for p in prefix],
             self.src.vocab, self.tgt.vocab, self.model.copy)
+        phrases = self._phrases(src_tokens, constraints, d.sampling)
         order = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: -len(ids[i]))
         results: list[list[Result]] = [[] for _ in texts]
         for start in range(0, len(order), d.batch_size):
@@ -110,7 +115,10 @@ class Translator:
             pre = [forced[i] for i in chunk] if forced is not None else None
             if pre is not None:  # the prefix always fits
                 lens = [max(n, len(p)) for n, p in zip(lens, pre)]
-            if d.sampling or (d.beam_size == 1 and d.n_best == 1):
+            cons = [phrases[i] for i in chunk] if phrases is not None else None
+            if cons is not None:
+                lens = self._fit(chunk, cons, lens, d.max_len)
+            if d.sampling or (d.beam_size == 1 and d.n_best == 1 and cons is None):
                 hyps = [[h] for h in greedy(
                     self.model, batch.src, batch.src_lens, lens, sampling=d.sampling,
                     temperature=d.temperature, top_k=d.top_k, top_p=d.top_p, generator=generator,
@@ -120,11 +128,51 @@ class Translator:
                     self.model, batch.src, batch.src_lens, lens, beam_size=d.beam_size,
                     n_best=d.n_best, alpha=d.length_penalty, beta=d.coverage_penalty,
                     no_repeat_ngram_size=d.no_repeat_ngram_size, return_attention=attention,
-                    src_ext=batch.src_ext, prefix=pre)
+                    src_ext=batch.src_ext, prefix=pre, constraints=cons)
             for i, nbest in zip(chunk, hyps):
                 results[i] = [self._result(h, src_tokens[i], oovs[i] if oovs else [])
                               for h in nbest]
         return results
+
+    def _phrases(self, src_tokens: list[list[str]], constraints: Sequence[Sequence[str]] | None,
+                 sampling: bool) -> list[list[list[int]]] | None:
+        """Each input's constraint phrases as target ids (with copy, a word of its source that
+        the vocabulary lacks gets its extended id); a phrase the model cannot write is an
+        error."""
+        if constraints is None:
+            return None
+        if isinstance(constraints, str) or len(constraints) != len(src_tokens) or any(
+                isinstance(c, str) for c in constraints):
+            raise TransduceError("constraints: give one list of target phrases per input "
+                                 f"({len(src_tokens)} inputs), e.g. [['Gleichung'], []]")
+        if sampling and any(constraints):
+            raise TransduceError("constraints need search, not sampling: drop sampling")
+        out = []
+        for i, (toks, phrases) in enumerate(zip(src_tokens, constraints)):
+            tokens = [self.tgt.tokenize(p) for p in phrases]
+            _, ids, _, _ = encode_pairs([toks] * len(tokens), tokens, self.src.vocab,
+                                        self.tgt.vocab, self.model.copy)
+            for phrase, pieces, pids in zip(phrases, tokens, ids or []):
+                if not pids or UNK_ID in pids:
+                    what = "is empty" if not pids else (
+                        f"has '{pieces[pids.index(UNK_ID)]}', outside the target vocabulary")
+                    raise TransduceError(f"input {i + 1}: the constraint {phrase!r} {what}; "
+                                         "the model cannot write it")
+            out.append(ids or [])
+        return out
+
+    @staticmethod
+    def _fit(chunk: list[int], cons: list[list[list[int]]], lens: list[int],
+             max_len: int | None) -> list[int]:
+        """Maximum output lengths that hold the constraints: raised to their tokens, or an
+        error where ``decoding.max_len`` does not allow that."""
+        need = [sum(map(len, c)) for c in cons]
+        for i, n in zip(chunk, need):
+            if max_len is not None and n > max_len:
+                raise TransduceError(f"input {i + 1}: its constraints are {n} target tokens, over "
+                                     f"decoding.max_len={max_len}; raise --max-len or give "
+                                     "fewer constraints")
+        return [max(n, m) for n, m in zip(lens, need)]
 
     def _source_tokens(self, texts: Sequence[str], max_input_len: int | None
                        ) -> list[list[str]]:

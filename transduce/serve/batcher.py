@@ -81,7 +81,8 @@ class Batcher:
     def submit(self, texts: list[str], options: dict[str, Any],
                attention: bool) -> concurrent.futures.Future:
         """Queues ``texts``; the future gets their n-best lists. Raises :class:`Overloaded`."""
-        mergeable = self.merge and not options.get("sampling")
+        mergeable = (self.merge and not options.get("sampling")  # per-input controls: alone
+                     and not any(k in options for k in ("prefix", "constraints")))
         key = tuple(sorted(options.items())) if mergeable else None
         job = Job(texts, options, attention, key, concurrent.futures.Future(), time.monotonic())
         self.start()

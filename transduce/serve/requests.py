@@ -58,7 +58,12 @@ TranslateRequest = create_model(
     __doc__="The body of ``POST /translate``. Unset settings come from the model's ``decoding`` "
             "config.",
     __config__=ConfigDict(extra="forbid", strict=True, allow_inf_nan=False),
-    text=(list[str], ...), **{name: _setting(name) for name in SETTINGS})
+    text=(list[str], ...), **{name: _setting(name) for name in SETTINGS},
+    # per input: the target text its output starts with; the target phrases it must contain
+    prefix=(Optional[list[str]], None),
+    constraints=(Optional[list[list[str]]], None))
+CONTROLS = ("prefix", "constraints")  # per-input fields: such a request is decoded alone
+MAX_CONSTRAINTS = 16  # phrases per input
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -103,16 +108,30 @@ def parse_request(body: bytes, limits: Limits) -> TranslateRequest:
     except ValidationError as e:
         raise ApiError(422, "validation_error", "invalid request",
                        validation_details(e.errors())) from None
-    for i, t in enumerate(req.text):
+    for name in CONTROLS:
+        given = getattr(req, name)
+        if given is not None and len(given) != len(req.text):
+            raise ApiError(422, "validation_error", f"{name}: {len(given)} items for "
+                           f"{len(req.text)} texts; give one per text", [{"loc": [name],
+                                                                          "msg": "length"}])
+    for i, phrases in enumerate(req.constraints or []):
+        if len(phrases) > MAX_CONSTRAINTS or sum(map(len, phrases)) > limits.max_chars:
+            raise ApiError(413, "too_many_constraints", f"constraints[{i}]: at most "
+                           f"{MAX_CONSTRAINTS} phrases of {limits.max_chars} characters in all",
+                           [{"loc": ["constraints", i], "msg": "too long"}])
+    strings = [("text", i, t) for i, t in enumerate(req.text)]
+    strings += [("prefix", i, t) for i, t in enumerate(req.prefix or [])]
+    strings += [("constraints", i, t) for i, c in enumerate(req.constraints or []) for t in c]
+    for name, i, t in strings:
         if len(t) > limits.max_chars:
             raise ApiError(413, "input_too_long",
-                           f"text[{i}] has {len(t)} characters; at most {limits.max_chars}",
-                           [{"loc": ["text", i], "msg": "too long"}])
+                           f"{name}[{i}] has {len(t)} characters; at most {limits.max_chars}",
+                           [{"loc": [name, i], "msg": "too long"}])
         try:
             t.encode("utf-8")
         except UnicodeEncodeError:
-            raise ApiError(422, "validation_error", f"text[{i}] is not valid Unicode",
-                           [{"loc": ["text", i], "msg": "lone surrogate"}]) from None
+            raise ApiError(422, "validation_error", f"{name}[{i}] is not valid Unicode",
+                           [{"loc": [name, i], "msg": "lone surrogate"}]) from None
     return req
 
 
@@ -124,7 +143,7 @@ def resolve_options(req: TranslateRequest, decoding: DecodingConfig,
     sampling, so requests that decode alike have equal options and batch together."""
     if req.max_len is not None and req.max_len > limits.max_len:
         raise _over_limit("max_len", req.max_len, limits.max_len)
-    asked = req.model_dump(exclude={"text"})
+    asked = req.model_dump(exclude={"text", *CONTROLS})
     asked["max_len"] = req.max_len or limits.max_len
     if not (decoding.sampling if req.sampling is None else req.sampling):
         asked.update(dict.fromkeys(SAMPLING_ONLY))  # None: keep the config's value
@@ -136,7 +155,8 @@ def resolve_options(req: TranslateRequest, decoding: DecodingConfig,
                        [{"loc": ["n_best"], "msg": "too large"}]) from None
     if options.beam_size > limits.max_beam_size:
         raise _over_limit("beam_size", options.beam_size, limits.max_beam_size)
-    return options.model_dump()
+    controls = {k: getattr(req, k) for k in CONTROLS if getattr(req, k) is not None}
+    return {**options.model_dump(), **controls}
 
 
 def _over_limit(field: str, value: int, limit: int) -> ApiError:
