@@ -151,3 +151,26 @@ def test_int8_is_for_the_cpu(trained_dir, monkeypatch):
         quantize(model, "int4", torch.device("cpu"))
     args = build_parser().parse_args(["translate", str(trained_dir), "--quantize", "int8"])
     assert args.quantize == "int8"
+
+
+def test_an_exported_int8_model_dir_loads_as_int8_and_decodes_the_same(trained_dir, reverse_data,
+                                                                        tmp_path, capsys):
+    from transduce.model.quantize import QLinear
+
+    src = (reverse_data / "test.src").read_text().splitlines()
+    out = tmp_path / "int8"
+    assert main(["export", "--int8", str(trained_dir), str(out)]) in (0, None)
+    exported, online = transduce.load(out), transduce.load(trained_dir, quantize="int8")
+    layers = [[m for m in t.model.modules() if isinstance(m, QLinear)] for t in (exported, online)]
+    assert len(layers[0]) == len(layers[1]) >= 4  # output, combine, attention, bridge
+    for a, b in zip(*layers):  # the integers stored are those quantizing on loading makes
+        assert torch.equal(a.weight().int_repr(), b.weight().int_repr())
+        assert a.weight().q_scale() == b.weight().q_scale()
+    for beam in (1, 5):
+        assert exported.translate(src, beam_size=beam) == online.translate(src, beam_size=beam)
+    assert transduce.load(out, quantize="int8").translate(src[:5]) == exported.translate(src[:5])
+    weights = [(d / "best" / "model.safetensors").stat().st_size for d in (out, trained_dir)]
+    assert weights[0] < weights[1]
+    capsys.readouterr()
+    assert main(["export", "--int8", str(trained_dir), str(out)]) == 1
+    assert "exists and is not empty" in capsys.readouterr().err

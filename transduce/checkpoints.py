@@ -139,3 +139,26 @@ def write_average(model_dir: str | Path, out: str | Path, paths: list[Path]) -> 
     md.save_checkpoint(out / md.BEST, model, {"step": max(steps), "averaged_steps": steps,
                                               "averaged_from": str(model_dir)})
     return out
+
+
+def write_int8(model_dir: str | Path, out: str | Path, checkpoint: str = md.BEST) -> Path:
+    """A new model_dir ``out``: ``model_dir``'s config and vocabularies, and as ``best/`` its
+    ``checkpoint`` with the decoder's linear layers in int8 (model/quantize.py), stored as
+    integers: it loads as quantized, on the CPU, without quantizing again. Returns ``out``."""
+    from transduce.model.quantize import int8_weights, quantize
+
+    model_dir, out = Path(model_dir), Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise TransduceError(f"{out}: exists and is not empty; choose a new output directory")
+    _, _, _, model, dev = md.load_model(model_dir, checkpoint, device="cpu")
+    found = md.find_checkpoint(model_dir / checkpoint)
+    meta = md.read_meta(found) if found else {}
+    model = quantize(model.eval(), "int8", dev)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_dir / md.CONFIG, out / md.CONFIG)
+    copy_codecs(model_dir, out)
+    keep = {k: meta[k] for k in ("step", "epoch", "scores", "n_params") if k in meta}
+    md.save_checkpoint(out / md.BEST, model, {**keep, "quantized": "int8",
+                                              "exported_from": str(model_dir)},
+                       weights=int8_weights(model))
+    return out

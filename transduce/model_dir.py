@@ -167,12 +167,37 @@ def load_model(model_dir: str | Path, checkpoint: str = BEST, device: str = "aut
     if ckpt is None:
         raise TransduceError(f"{model_dir}: no checkpoint (best/ or last/) found; "
                              "train the model first")
+    model = build_model(config.model, len(src.vocab), len(tgt.vocab))
+    if read_meta(ckpt).get("quantized") == "int8":  # transduce export --int8: CPU only
+        dev = pick_device("cpu" if device == "auto" else device)
+        return config, src, tgt, load_int8(model, ckpt, dev), dev
     dev = pick_device(device)
     with torch.device("meta"):  # the sizes in config.yaml, checked before anything is allocated
         check_weights(build_model(config.model, len(src.vocab), len(tgt.vocab)), ckpt)
-    model = build_model(config.model, len(src.vocab), len(tgt.vocab))
     load_weights(model, ckpt, dev)
     return config, src, tgt, model.to(dev), dev
+
+
+def load_int8(model: Seq2Seq, path: Path, device: torch.device) -> Seq2Seq:
+    """``model`` quantized as ``transduce export --int8`` did, with ``path``'s int8 weights."""
+    from transduce.model.quantize import load_int8_weights, quantize
+
+    model = quantize(model.eval(), "int8", device)
+    file = path / WEIGHTS
+    try:
+        state = load_file(str(file))
+        bad = next((k for k, t in state.items() if t.is_floating_point()
+                    and not torch.isfinite(t).all()), None)
+        if bad is not None:
+            raise ValueError(f"weight {bad} holds NaN or inf values")
+        load_int8_weights(model, state)
+    except KeyError as e:
+        raise TransduceError(f"{file}: int8 weights do not match the model in config.yaml "
+                             f"({e.args[0]} missing or unexpected); export the model again"
+                             ) from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise _unloadable(file, e) from None
+    return model
 
 
 def _fsync(path: Path) -> None:
@@ -223,8 +248,9 @@ def _with_tied(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[s
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict,
-                    trainer_state: dict | None = None) -> None:
-    """Write ``path/`` atomically.
+                    trainer_state: dict | None = None,
+                    weights: dict[str, torch.Tensor] | None = None) -> None:
+    """Write ``path/`` atomically (the weights: ``model``'s, or ``weights`` as given).
 
     ``path.tmp/`` is filled, each file written from bytes in memory by :func:`_write`; then
     ``path`` is renamed to ``path.old``, ``path.tmp`` to ``path``, the parent directory is fsynced
@@ -238,7 +264,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict,
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        _write(tmp / WEIGHTS, save(_weights(model), metadata={"format": "pt"}))
+        weights = _weights(model) if weights is None else weights
+        _write(tmp / WEIGHTS, save(weights, metadata={"format": "pt"}))
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "saved_at": time.time(), **meta}
         _write(tmp / META, json.dumps(meta, indent=1).encode("utf-8"))
         if trainer_state is not None:

@@ -85,6 +85,23 @@ def cmd_average(args: argparse.Namespace) -> int | None:
     print(f"{out}: the average of {', '.join(p.name for p in paths)}")
 
 
+@command("export", "write a model_dir for deployment: the decoder's linear layers in int8, "
+         "stored as integers (a smaller best/ that loads on the CPU without quantizing again)",
+         arg("model_dir", help="a trained model_dir"),
+         arg("output", help="the new model_dir (must not exist, or be empty)"),
+         arg("--int8", action="store_true", required=True,
+             help="int8 weights (required: the one export there is so far)"),
+         arg("--checkpoint", default="best", choices=["best", "last"],
+             help="the checkpoint to export"))
+def cmd_export(args: argparse.Namespace) -> int | None:
+    """example: transduce export --int8 runs/es-en runs/es-en-int8"""
+    from transduce.checkpoints import write_int8
+
+    out = write_int8(args.model_dir, args.output, args.checkpoint)
+    print(f"{out}: {args.model_dir}'s {args.checkpoint} in int8; translate with: transduce "
+          f"translate {out}")
+
+
 @command("init", "read a corpus once, print its statistics and write a config for it",
          arg("train", help="the training file prefix: TRAIN.<src> and TRAIN.<tgt>"),
          arg("--src", required=True, help="source language suffix"),
