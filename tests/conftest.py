@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,27 @@ import torch
 from transduce.data.generate import write_task
 
 torch.set_num_threads(1)
+
+
+@contextmanager
+def signal_after_update(step: int, sig: int = signal.SIGTERM):
+    """Inside the block, a training sends itself ``sig`` right after the update of ``step``
+    (as a user's Ctrl-C or a scheduler's SIGTERM would arrive)."""
+    from transduce.training.trainer import Trainer
+
+    real_update = Trainer._update
+
+    def update_then_signal(self, batches):
+        loss = real_update(self, batches)
+        if self.state.step + 1 == step:  # the update of `step` has just run
+            os.kill(os.getpid(), sig)
+        return loss
+
+    Trainer._update = update_then_signal
+    try:
+        yield
+    finally:
+        Trainer._update = real_update
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,8 @@ from transduce.decode.search import beam_search, greedy
 from transduce.decode.translator import Translator
 from transduce.model.seq2seq import build_model
 from transduce.training.trainer import Trainer
+
+from conftest import signal_after_update
 
 
 @pytest.fixture(scope="module")
@@ -213,23 +213,14 @@ def test_server_captions_an_uploaded_image(trained, shapes):
         assert refused.status_code == 404 and refused.json()["error"] == "image_model"
 
 
-def test_resume_is_exact(shapes, tmp_path, monkeypatch):
+def test_resume_is_exact(shapes, tmp_path):
     """Dropout and augmentation draw from the RNG, so last/ must restore it exactly."""
     ref = Path(image_config(shapes, tmp_path / "ref")["model_dir"])
     Trainer(load_config(image_config(shapes, ref))).train()
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(image_config(shapes, tmp_path / "model")))
-    real_update = Trainer._update
-
-    def update_then_signal(self, batches):
-        loss = real_update(self, batches)
-        if self.state.step + 1 == 6:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return loss
-
-    monkeypatch.setattr(Trainer, "_update", update_then_signal)
-    assert main(["train", str(config)]) == 143
-    monkeypatch.setattr(Trainer, "_update", real_update)
+    with signal_after_update(6):
+        assert main(["train", str(config)]) == 143
     assert main(["train", str(config)]) == 0
     for name in ("last", "best"):
         assert _sha(tmp_path / "model" / name / "model.safetensors") == \

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import tiny_config
+from conftest import signal_after_update, tiny_config
 from transduce.cli import main
 from transduce.config import load_config
 from transduce.model_dir import find_checkpoint
@@ -132,25 +132,16 @@ def test_same_seed_and_config_give_identical_checkpoints(reference, reverse_data
 @pytest.mark.parametrize("sig,code,at_step", [(signal.SIGTERM, 143, 13),
                                                (signal.SIGINT, 130, 16)])
 def test_signal_saves_last_exits_and_resume_is_exact(reference, reverse_data, tmp_path,
-                                                     monkeypatch, capsys, sig, code, at_step):
+                                                     capsys, sig, code, at_step):
     """SIGTERM between validations, SIGINT right on a validation step: both save last/ at the
     step boundary, exit 143/130 with how to resume, and the resumed run matches the reference."""
     config = _write(_config(reverse_data, tmp_path / "model"), tmp_path / "c.yaml")
-    real_update = Trainer._update
-
-    def update_then_signal(self, batches):
-        loss = real_update(self, batches)
-        if self.state.step + 1 == at_step:  # the update of step `at_step` has just run
-            os.kill(os.getpid(), sig)
-        return loss
-
-    monkeypatch.setattr(Trainer, "_update", update_then_signal)
-    assert main(["train", str(config)]) == code
+    with signal_after_update(at_step, sig):
+        assert main(["train", str(config)]) == code
     err = capsys.readouterr().err
     assert f"interrupted at step {at_step}" in err and "Resume with the same command" in err
     assert json.loads((tmp_path / "model/last/meta.json").read_text())["step"] == at_step
 
-    monkeypatch.setattr(Trainer, "_update", real_update)
     assert main(["train", str(config)]) == 0
     assert f"resuming from step {at_step}" in capsys.readouterr().err
     assert _sha(tmp_path / "model/last/model.safetensors") == \
@@ -160,8 +151,7 @@ def test_signal_saves_last_exits_and_resume_is_exact(reference, reverse_data, tm
     _same_state(_state(tmp_path / "model"), _state(reference))
 
 
-def test_resume_with_accumulation_cosine_schedule_and_token_batches(reverse_data, tmp_path,
-                                                                   monkeypatch):
+def test_resume_with_accumulation_cosine_schedule_and_token_batches(reverse_data, tmp_path):
     """Other moving parts of the state: accumulation groups, a warmup/cosine schedule, SGD
     momentum buffers, token-budget batches, early-stopping patience counters."""
     training = {"accumulate": 2, "schedule": "cosine", "warmup_steps": 5, "optimizer": "sgd",
@@ -169,19 +159,9 @@ def test_resume_with_accumulation_cosine_schedule_and_token_batches(reverse_data
                 "patience": 50, "early_stopping_metric": "loss"}
     ref = _train(_config(reverse_data, tmp_path / "ref", **training))
     cfg = _config(reverse_data, tmp_path / "model", **training)
-    real_update = Trainer._update
-
-    def update_then_signal(self, batches):
-        loss = real_update(self, batches)
-        if self.state.step + 1 == 9:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return loss
-
-    monkeypatch.setattr(Trainer, "_update", update_then_signal)
-    with pytest.raises(Exception) as e:
+    with signal_after_update(9), pytest.raises(Exception) as e:
         _train(cfg)
     assert getattr(e.value, "exit_code", None) == 143
-    monkeypatch.setattr(Trainer, "_update", real_update)
     _train(cfg)
     assert _sha(tmp_path / "model/last/model.safetensors") == \
         _sha(ref / "last/model.safetensors")

@@ -124,6 +124,11 @@ warnings.filterwarnings("ignore", message='Field name "copy"', category=UserWarn
 
 
 class ModelConfig(_Section):
+    # rnn: the attentional RNN encoder-decoder; transformer: pre-norm Transformer layers
+    # (model/transformer.py) of width embedding_size, with heads and ff_size
+    arch: Literal["rnn", "transformer"] = "rnn"
+    heads: Int = Field(4, ge=1, le=128)  # transformer: attention heads
+    ff_size: Int = Field(1024, ge=1, le=4 * MAX_WIDTH)  # transformer: feed-forward width
     # rnn over tokens, or a residual cnn over images (the default when data.src_type is image)
     encoder: Literal["rnn", "cnn"] = "rnn"
     cell: Literal["rnn", "gru", "lstm"] = "lstm"
@@ -159,11 +164,28 @@ class ModelConfig(_Section):
         if self.coverage is True and self.attention != "mlp":
             raise ValueError(f"model.coverage needs model.attention: mlp (got "
                              f"{self.attention}); set attention: mlp or coverage: false")
+        if self.arch == "transformer":
+            return self._check_transformer()
         if self.tied_embeddings and self.embedding_size != self.decoder_hidden_size:
             raise ValueError(
                 f"model.tied_embeddings needs model.embedding_size ({self.embedding_size}) to "
                 f"equal model.decoder_hidden_size ({self.decoder_hidden_size}); make them equal "
                 "or set model.tied_embeddings: false")
+        return self
+
+    def _check_transformer(self) -> "ModelConfig":
+        if self.embedding_size % self.heads:
+            raise ValueError(f"model.embedding_size ({self.embedding_size}) must be a multiple "
+                             f"of model.heads ({self.heads}) with arch: transformer")
+        if self.embedding_size % 2:
+            raise ValueError(f"model.embedding_size ({self.embedding_size}) must be even with "
+                             "arch: transformer (sinusoidal positions)")
+        for key in ("copy", "coverage"):
+            if getattr(self, key) is True:
+                raise ValueError(f"model.{key} is for arch: rnn so far; set model.{key}: false "
+                                 "or auto with arch: transformer")
+        if self.encoder == "cnn":
+            raise ValueError("arch: transformer reads text; image sources need arch: rnn")
         return self
 
 

@@ -74,7 +74,7 @@ def resolve_auto(config: Config, src: list[str], tgt: list[str]) -> tuple[Config
         p = profile(src, tgt)
         copy, coverage, why = decide_copy(p)
         why += f", in {p.pairs} sampled pairs"
-    copy = copy and m.attention != "none" if m.copy == "auto" else m.copy
+    copy = copy and m.attention != "none" and m.arch == "rnn" if m.copy == "auto" else m.copy
     coverage = coverage and copy and m.attention == "mlp" if m.coverage == "auto" else m.coverage
     note = (f"model.copy: auto -> {str(copy).lower()}, model.coverage: auto -> "
             f"{str(coverage).lower()} ({why})")

@@ -12,6 +12,8 @@ from transduce.model import pointer
 from transduce.model.cnn import ImageEncoder
 from transduce.model.decoders import Decoder, DecoderState
 from transduce.model.encoders import Encoder
+from transduce.model.transformer import TransformerDecoder, TransformerEncoder
+from transduce.model.transformer import reset_parameters as reset_transformer
 
 
 class Output(NamedTuple):
@@ -26,6 +28,16 @@ class Seq2Seq(nn.Module):
     def __init__(self, cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int):
         super().__init__()
         self.images = cfg.encoder == "cnn"  # sources are images (batch, 3, S, S): no vocabulary
+        self.transformer = cfg.arch == "transformer"
+        self.copy = cfg.copy is True  # "auto" is decided by the trainer; undecided it is off
+        if self.transformer:
+            d, ff = cfg.embedding_size, cfg.ff_size
+            self.encoder = TransformerEncoder(src_vocab_size, d, cfg.heads, ff, cfg.layers,
+                                              cfg.dropout)
+            self.decoder = TransformerDecoder(tgt_vocab_size, d, cfg.heads, ff, cfg.layers,
+                                              cfg.dropout, cfg.tied_embeddings)
+            self.reset_parameters()
+            return
         self.encoder = ImageEncoder(cfg.encoder_hidden_size, cfg.cell, cfg.layers, cfg.dropout) \
             if self.images else Encoder(src_vocab_size, cfg.embedding_size,
                                         cfg.encoder_hidden_size, cfg.cell, cfg.layers,
@@ -34,14 +46,15 @@ class Seq2Seq(nn.Module):
                                self.encoder.output_size, cfg.cell, cfg.layers, cfg.attention,
                                cfg.input_feeding, cfg.dropout, cfg.bridge, cfg.tied_embeddings,
                                cfg.copy is True, cfg.coverage is True)
-        self.copy = cfg.copy is True  # "auto" is decided by the trainer; undecided it is off
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Uniform(-0.1, 0.1) everywhere (the classic RNN NMT choice), the CNN encoder's own
-        initialization; pad embeddings zero."""
+        initialization, the Transformer's (model/transformer.py); pad embeddings zero."""
         for p in self.parameters():
             nn.init.uniform_(p, -0.1, 0.1)
+        if self.transformer:
+            reset_transformer(self)
         with torch.no_grad():
             if self.images:
                 self.encoder.reset_parameters()
