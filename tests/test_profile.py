@@ -25,6 +25,16 @@ def test_a_task_that_rewrites_every_token_keeps_plain_attention():
     assert decide_copy(p)[:2] == (False, False)
 
 
+def test_names_glued_to_punctuation_count_as_copied_and_digits_do_not():
+    """Code: whitespace tokens such as ``f(a,`` never recur in ``f(a: int,``, the names do."""
+    src = ["def area(width, height)", "def name(self)", "def pad(text, size=4)"]
+    tgt = ["def area(width: float, height: float) -> float", "def name(self) -> str",
+           "def pad(text: str, size: int = 4) -> str"]
+    p = profile(src, tgt)
+    assert p.overlap > 0.5 and decide_copy(p)[0] is True
+    assert profile(["on 12 May 2001"], ["2001-05-12"]).overlap == 0.0  # digits are not names
+
+
 def test_copy_without_coverage_when_targets_are_as_long_as_sources():
     src = ["a b c d", "e f g h", "i j k l"]
     tgt = ["a b x d", "e f g y", "i z k l"]  # 75 % copied, same length
