@@ -99,3 +99,22 @@ def test_training_with_auto_keeps_the_interval_in_last_and_resumes_with_it(rever
         Trainer(load_config(cfg)).train()  # resumes: the interval comes from last/
     assert not [r for r in caplog.records if "validate_every: auto" in r.getMessage()]
     assert load_trainer_state(tmp_path / "model" / LAST)["validate_every"] >= saved
+
+
+def test_a_time_budget_lifts_the_ten_epoch_limit(tmp_path):
+    """64 pairs are 2 batches an epoch: 10 epochs take well under the budget's 3 s."""
+    from transduce.data.generate import write_task
+
+    assert TrainingConfig().epoch_limit == 10
+    assert TrainingConfig(max_minutes=20).epoch_limit == float("inf")
+    assert TrainingConfig(max_minutes=20, max_epochs=3).epoch_limit == 3
+    write_task("reverse", tmp_path / "data", {"train": 64, "dev": 8}, vocab=12, max_len=6)
+
+    def run(name, **training):
+        cfg = tiny_config(tmp_path / "data", tmp_path / name,
+                          training={"max_steps": None, "validate_every": 1000, **training})
+        Trainer(load_config(cfg)).train()
+        return load_trainer_state(tmp_path / name / LAST)["epoch"]
+
+    assert run("epochs") == 10
+    assert run("budget", max_minutes=0.05) > 10

@@ -6,6 +6,7 @@ what was given, and what is allowed (plus a "did you mean" suggestion for misspe
 """
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
@@ -24,6 +25,7 @@ from transduce.yaml_io import SafeLoader, dump_yaml, load_yaml
 Int, Bool = StrictInt, StrictBool
 MAX_WIDTH = 16_384  # embedding and hidden sizes: wider is a typo (1e5 wide: 10^11 parameters)
 MAX_OUTPUT = 10_000  # output tokens per input
+EPOCHS = 10  # training.max_epochs without a time budget; the schedules' horizon with one
 
 
 class _Section(BaseModel):
@@ -209,7 +211,9 @@ class TrainingConfig(_Section):
     coverage_weight: float = Field(1.0, ge=0)  # weight of the coverage loss (model.coverage)
     # Show-Attend-Tell's doubly stochastic attention: lambda * sum_cells (1 - sum_steps a)^2
     attention_reg: float = Field(0.0, ge=0)
-    max_epochs: Int = Field(10, ge=1)
+    # default: EPOCHS, or no limit when max_minutes is set (the budget and early stopping end
+    # the run: a small corpus gets the whole budget, not 10 epochs of it); see epoch_limit
+    max_epochs: Optional[Int] = Field(None, ge=1)
     max_steps: Optional[Int] = Field(None, ge=1)
     max_minutes: Optional[float] = Field(None, gt=0)
     # updates between validations; auto: about ten validations a run (a tenth of max_minutes,
@@ -240,6 +244,13 @@ class TrainingConfig(_Section):
     tensorboard: Bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Optional[Int] = Field(None, ge=1, le=1024)  # torch intra-op threads (default: torch's)
+
+    @property
+    def epoch_limit(self) -> float:
+        """Epochs training may run: max_epochs, else EPOCHS without max_minutes, else no limit."""
+        if self.max_epochs is not None:
+            return self.max_epochs
+        return math.inf if self.max_minutes else EPOCHS
 
     @model_validator(mode="after")
     def _check(self) -> "TrainingConfig":

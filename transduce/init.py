@@ -113,8 +113,8 @@ def write_config(train: str, src_lang: str, tgt_lang: str, dev: str | None, out:
              f"model_dir: runs/{name}", "data:", f"  train: {train}",
              *([f"  dev: {dev}"] if dev else []), f"  src_lang: {src_lang}",
              f"  tgt_lang: {tgt_lang}", *(f"  {k}: {v}" for k, v in data.items()),
-             "training:", "  max_minutes: 60   # the budget; training stops at the first of "
-             "this, max_epochs, early stopping"]
+             "training:", "  max_minutes: 60   # the budget: training runs this long (or to "
+             "early stopping, training.patience); best/ is the best on dev"]
     if out.exists():
         raise TransduceError(f"{out}: exists; choose another -o, or remove it")
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from transduce import model_dir as md
 from transduce.checkpoints import HIGHER_IS_BETTER, average_at_end, keep
-from transduce.config import Config, save_config
+from transduce.config import EPOCHS, Config, save_config
 from transduce.data.batching import (Batch, attention_cost, batch_indices, training_pairs,
                                      warn_oversized)
 from transduce.data.corpus import Part, read_corpora
@@ -131,8 +131,9 @@ class Trainer:
             raise TransduceError(f"the training data makes fewer batches than the "
                                  f"{self.world.size} processes; use smaller batches "
                                  "(training.batch_size / batch_tokens) or fewer processes")
-        self.total_steps = t.max_steps or math.ceil(t.max_epochs * self.batches_per_epoch /
-                                                    (t.accumulate * self.world.size))
+        # updates in the run; with only a time budget, EPOCHS of them (the schedules' horizon)
+        self.total_steps = t.max_steps or math.ceil(
+            min(t.epoch_limit, EPOCHS) * self.batches_per_epoch / (t.accumulate * self.world.size))
         self.metric = t.early_stopping_metric
         self.higher = HIGHER_IS_BETTER[self.metric]
         self.schedule = Schedule(t, self.optimizer, self.total_steps, self.higher)
@@ -254,7 +255,7 @@ class Trainer:
                 progress = Progress(self.total_steps, st.step, self.world.main)
                 self.window = Window()  # sums since the last log line, across epochs
                 try:
-                    while not reason and st.epoch < t.max_epochs:
+                    while not reason and st.epoch < t.epoch_limit:
                         reason = self._train_epoch(progress, received)
                         if not reason:
                             st.epoch += 1
