@@ -167,13 +167,14 @@ def load_model(model_dir: str | Path, checkpoint: str = BEST, device: str = "aut
     if ckpt is None:
         raise TransduceError(f"{model_dir}: no checkpoint (best/ or last/) found; "
                              "train the model first")
-    model = build_model(config.model, len(src.vocab), len(tgt.vocab))
     if read_meta(ckpt).get("quantized") == "int8":  # transduce export --int8: CPU only
         dev = pick_device("cpu" if device == "auto" else device)
+        model = build_model(config.model, len(src.vocab), len(tgt.vocab))
         return config, src, tgt, load_int8(model, ckpt, dev), dev
     dev = pick_device(device)
     with torch.device("meta"):  # the sizes in config.yaml, checked before anything is allocated
         check_weights(build_model(config.model, len(src.vocab), len(tgt.vocab)), ckpt)
+    model = build_model(config.model, len(src.vocab), len(tgt.vocab))
     load_weights(model, ckpt, dev)
     return config, src, tgt, model.to(dev), dev
 
