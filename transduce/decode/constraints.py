@@ -54,6 +54,7 @@ class Constraints:
 
     def __init__(self, phrases: list[list[list[int]]], k: int):
         self.phrases, self.k = phrases, k  # per sentence: its phrases as target ids
+        self.totals = [sum(map(len, ps)) for ps in phrases]  # per sentence: constraint tokens
         self.rows = [Progress()] * (len(phrases) * k)
 
     def moves(self) -> list[tuple[int, dict[int, int]]]:
@@ -76,7 +77,7 @@ class Constraints:
         blank, keep, no_eos = [], [], []  # rows to set to -inf; (row, token) kept as they were
         for row, (base, mv) in enumerate(moves):
             s = row // self.k
-            total = sum(len(ph) for ph in self.phrases[s])
+            total = self.totals[s]
             left = max_lens[s] - t - 1  # tokens this hypothesis may produce after this one
             if total - base > left:  # only tokens that advance a phrase still fit
                 blank.append(row)
@@ -148,3 +149,4 @@ class Constraints:
         k = self.k
         self.rows = [self.rows[s * k + b] for s in sentences for b in range(k)]
         self.phrases = [self.phrases[s] for s in sentences]
+        self.totals = [self.totals[s] for s in sentences]

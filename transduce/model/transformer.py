@@ -131,13 +131,19 @@ class DecoderLayer(nn.Module):
         self.cross_attention = MultiHeadAttention(d, heads, dropout)
         self.ff, self.dropout = FeedForward(d, ff, dropout), nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, self_kv: KV, self_mask: torch.Tensor, cross: KV,
-                src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (b, t, d) -> (b, t, d) and the cross-attention weights (b, t, s)."""
-        x = x + self.dropout(self.self_attention(self.norm1(x), self_kv, self_mask)[0])
+    def forward(self, x: torch.Tensor, past: KV | None, self_mask: torch.Tensor, cross: KV,
+                src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, KV]:
+        """x (b, t, d) at the positions after ``past`` (the cached keys/values of the earlier
+        ones, or None) -> (b, t, d), the cross-attention weights (b, t, s) and the keys/values
+        of all positions so far."""
+        y = self.norm1(x)
+        kv = self.self_attention.kv(y)
+        if past is not None:
+            kv = (torch.cat([past[0], kv[0]], dim=2), torch.cat([past[1], kv[1]], dim=2))
+        x = x + self.dropout(self.self_attention(y, kv, self_mask)[0])
         y, weights = self.cross_attention(self.norm2(x), cross, src_mask)
         x = x + self.dropout(y)
-        return x + self.dropout(self.ff(self.norm3(x))), weights
+        return x + self.dropout(self.ff(self.norm3(x))), weights, kv
 
 
 class TransformerDecoder(nn.Module):
@@ -174,8 +180,7 @@ class TransformerDecoder(nn.Module):
         src_mask = state.mask[:, None, None, :]  # (b, 1, 1, s)
         x = self._inputs(tgt_in, 0)
         for layer, cross in zip(self.layers, state.cross):
-            y = layer.norm1(x)
-            x, weights = layer(x, layer.self_attention.kv(y), causal, cross, src_mask)
+            x, weights, _ = layer(x, None, causal, cross, src_mask)
         return self.norm(x), weights
 
     def attentional_step(self, prev: torch.Tensor, state: TransformerState
@@ -185,12 +190,10 @@ class TransformerDecoder(nn.Module):
         x = self._inputs(prev.unsqueeze(1), state.step)  # (b, 1, d)
         src_mask = state.mask[:, None, None, :]
         everything = torch.ones(1, dtype=torch.bool, device=prev.device)  # past positions only
-        cache = []
-        for layer, (k, v), cross in zip(self.layers, state.cache, state.cross):
-            k_new, v_new = layer.self_attention.kv(layer.norm1(x))
-            kv = (torch.cat([k, k_new], dim=2), torch.cat([v, v_new], dim=2))  # (b, h, t+1, dh)
+        cache = []  # per layer: (b, h, step + 1, dh) keys and values
+        for layer, past, cross in zip(self.layers, state.cache, state.cross):
+            x, weights, kv = layer(x, past, everything, cross, src_mask)
             cache.append(kv)
-            x, weights = layer(x, kv, everything, cross, src_mask)
         new = TransformerState(cache, state.cross, state.memory, state.mask, state.step + 1,
                                state.src_ext, state.n_ext)
         return self.norm(x)[:, 0], new, weights[:, 0]
