@@ -134,15 +134,24 @@ def _served(model_dir, tmp_path_factory):
         log.close()
 
 
-def test_type_translate_and_see_the_heatmap(page):
-    driver, url = page
+def _loaded(driver, url: str) -> WebDriverWait:
+    """Open the page and wait until it has shown the model (its /health answered)."""
     driver.get(url)
     wait = WebDriverWait(driver, 20)
     wait.until(lambda d: "parameters" in d.find_element(By.ID, "model").text)
+    return wait
 
+
+def _type(driver, text: str) -> None:
     box = driver.find_element(By.ID, "text")
     box.clear()
-    box.send_keys("w3 w11 w5 w8 w2 w9\nw4 w1 w7")
+    box.send_keys(text)
+
+
+def test_type_translate_and_see_the_heatmap(page):
+    driver, url = page
+    wait = _loaded(driver, url)
+    _type(driver, "w3 w11 w5 w8 w2 w9\nw4 w1 w7")
     driver.find_element(By.ID, "translate").click()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".result table.heatmap")) == 2)
 
@@ -257,14 +266,10 @@ def test_an_error_from_the_server_is_shown_on_the_page(page):
 def test_n_best_list_with_scores_limits_and_a_permalink_that_reproduces_the_input(page):
     driver, url = page
     driver.get_log("browser")  # drop what earlier tests logged (the error test's 413)
-    driver.get(url)
-    wait = WebDriverWait(driver, 20)
-    wait.until(lambda d: "parameters" in d.find_element(By.ID, "model").text)
+    wait = _loaded(driver, url)
     limits = driver.find_element(By.ID, "limits").text
     assert "beam size and n-best up to 16" in limits and "256 tokens" in limits  # serve's Limits
-    box = driver.find_element(By.ID, "text")
-    box.clear()
-    box.send_keys("w3 w11 w5 w8")
+    _type(driver, "w3 w11 w5 w8")
     beam = driver.find_element(By.ID, "beam_size").get_attribute("value")  # the model's default
     n_best = driver.find_element(By.ID, "n_best")
     n_best.clear()
