@@ -103,7 +103,7 @@ def test_a_far_too_high_learning_rate_is_pruned(reverse_data, tmp_path):
     out = tmp_path / "study"
     out.mkdir()
     cfg = study_config(reverse_data, out, space={"training.lr": {"log_uniform": [1e-3, 10.0]}},
-                       trials=3)
+                       trials=3, metric="loss")  # the loss is defined from the first validation
     study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
     for lr in (0.01, 0.02, 10.0):  # two sound runs, then one the pruner should stop
         study.enqueue_trial({"training.lr": lr})

@@ -21,8 +21,8 @@ def _dev(n: int, **training) -> DevSet:
     return DevSet([f"s{i}" for i in range(n)], [f"r{i}" for i in range(n)], None, None, cfg, 0.0)
 
 
-def test_the_default_selection_metric_is_the_dev_loss():
-    assert load_config({}).training.early_stopping_metric == "loss"
+def test_the_default_selection_metric_is_the_dev_chrf():
+    assert load_config({}).training.early_stopping_metric == "chrf"
 
 
 def test_the_decoded_sample_is_capped_fixed_and_in_file_order():
