@@ -206,9 +206,13 @@ def test_the_dev_set_may_change_on_resume(trained, reverse_data, tmp_path):
 
 
 # ---- 7: untrusted loads -------------------------------------------------------------------------
+@pytest.mark.parametrize("int8", [False, True], ids=["fp32", "exported-int8"])
 def test_sizes_in_config_yaml_are_checked_against_the_weights_before_allocating(
-        trained, tmp_path, capsys, monkeypatch):
+        trained, tmp_path, capsys, monkeypatch, int8):
     model_dir, _ = _copy(trained, tmp_path)
+    if int8:
+        assert main(["export", "--int8", str(model_dir), str(tmp_path / "int8")]) in (0, None)
+        model_dir = tmp_path / "int8"
     _edit_config(model_dir, "model", encoder_hidden_size=16_384)
     real = md.build_model
 

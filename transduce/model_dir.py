@@ -48,7 +48,8 @@ MAX_OUTPUT_LEN = 2048  # tokens: the most that a model_dir's own decoding settin
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when there is a GPU, else the CPU."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise TransduceError("training.device=cuda but no CUDA device is available; use auto or cpu")
+        raise TransduceError("training.device=cuda but no CUDA device is available; "
+                             "use auto or cpu")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
@@ -167,14 +168,14 @@ def load_model(model_dir: str | Path, checkpoint: str = BEST, device: str = "aut
     if ckpt is None:
         raise TransduceError(f"{model_dir}: no checkpoint (best/ or last/) found; "
                              "train the model first")
-    if read_meta(ckpt).get("quantized") == "int8":  # transduce export --int8: CPU only
+    with torch.device("meta"):  # the sizes in config.yaml, checked before anything is allocated
+        int8 = check_weights(build_model(config.model, len(src.vocab), len(tgt.vocab)),
+                             ckpt).get("quantized") == "int8"
+    model = build_model(config.model, len(src.vocab), len(tgt.vocab))
+    if int8:  # transduce export --int8: CPU only
         dev = pick_device("cpu" if device == "auto" else device)
-        model = build_model(config.model, len(src.vocab), len(tgt.vocab))
         return config, src, tgt, load_int8(model, ckpt, dev), dev
     dev = pick_device(device)
-    with torch.device("meta"):  # the sizes in config.yaml, checked before anything is allocated
-        check_weights(build_model(config.model, len(src.vocab), len(tgt.vocab)), ckpt)
-    model = build_model(config.model, len(src.vocab), len(tgt.vocab))
     load_weights(model, ckpt, dev)
     return config, src, tgt, model.to(dev), dev
 
@@ -337,13 +338,18 @@ def _unloadable(file: Path, e: Exception) -> TransduceError:
 
 def check_weights(model: torch.nn.Module, path: Path) -> dict:
     """``path``'s meta, and its weights' names and shapes against ``model``'s (which may be on the
-    meta device), from the header of ``model.safetensors`` alone: nothing is allocated."""
+    meta device), from the header of ``model.safetensors`` alone: nothing is allocated. The
+    weights of ``transduce export --int8`` are compared by the shapes of their integers."""
     meta, file = read_meta(path), path / WEIGHTS
     try:
         with safe_open(str(file), framework="pt") as f:
-            shapes = _with_tied(model, {k: list(f.get_slice(k).get_shape()) for k in f.keys()})
+            shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise _unloadable(file, e) from None
+    if meta.get("quantized") == "int8":  # X.weight.int8 has X.weight's shape; scales aside
+        shapes = {k.removesuffix(".int8"): v for k, v in shapes.items()
+                  if not k.endswith((".weight.scale", ".weight.zero_point"))}
+    shapes = _with_tied(model, shapes)
     expected = {k: list(t.shape) for k, t in model.state_dict().items()}
     missing, unexpected = set(expected) - set(shapes), set(shapes) - set(expected)
     if missing or unexpected:
