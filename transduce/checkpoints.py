@@ -124,17 +124,28 @@ def average_at_end(model_dir: Path, model: torch.nn.Module, n: int,
             "bleu": scores["bleu"], "chrf": scores["chrf"], "best": better}
 
 
+def refuse_nonempty(out: Path) -> None:
+    """An export or average goes to a new or empty directory, never over files."""
+    if out.exists() and any(out.iterdir()):
+        raise TransduceError(f"{out}: exists and is not empty; choose a new output directory")
+
+
+def new_model_dir(model_dir: Path, out: Path) -> None:
+    """Create ``out`` with ``model_dir``'s config.yaml and tokenizer/vocabulary files: what a
+    model_dir made from another one (average, export) needs besides its weights."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_dir / md.CONFIG, out / md.CONFIG)
+    copy_codecs(model_dir, out)
+
+
 def write_average(model_dir: str | Path, out: str | Path, paths: list[Path]) -> Path:
     """A new model_dir ``out``: ``model_dir``'s config and vocabularies, and as ``best/`` the
     average of the checkpoints ``paths``. Returns ``out``."""
     model_dir, out = Path(model_dir), Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise TransduceError(f"{out}: exists and is not empty; choose a new output directory")
+    refuse_nonempty(out)
     config, _, _, model, _ = md.load_model(model_dir, device="cpu")
     average(model, paths)
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_dir / md.CONFIG, out / md.CONFIG)
-    copy_codecs(model_dir, out)
+    new_model_dir(model_dir, out)
     steps = [md.read_meta(p).get("step") for p in paths]
     md.save_checkpoint(out / md.BEST, model, {"step": max(steps), "averaged_steps": steps,
                                               "averaged_from": str(model_dir)})
@@ -148,15 +159,12 @@ def write_int8(model_dir: str | Path, out: str | Path, checkpoint: str = md.BEST
     from transduce.model.quantize import int8_weights, quantize
 
     model_dir, out = Path(model_dir), Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise TransduceError(f"{out}: exists and is not empty; choose a new output directory")
+    refuse_nonempty(out)
     _, _, _, model, dev = md.load_model(model_dir, checkpoint, device="cpu")
     found = md.find_checkpoint(model_dir / checkpoint)
     meta = md.read_meta(found) if found else {}
     model = quantize(model.eval(), "int8", dev)
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_dir / md.CONFIG, out / md.CONFIG)
-    copy_codecs(model_dir, out)
+    new_model_dir(model_dir, out)
     keep = {k: meta[k] for k in ("step", "epoch", "scores", "n_params") if k in meta}
     md.save_checkpoint(out / md.BEST, model, {**keep, "quantized": "int8",
                                               "exported_from": str(model_dir)},

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from transduce.config import Config
+from transduce.config import Config, DecodingConfig
 from transduce.data.batching import Batch, image_batch, make_batch
 from transduce.data.codec import Codec, encode_pairs
 from transduce.data.images import Images
@@ -118,21 +118,27 @@ class Translator:
             cons = [phrases[i] for i in chunk] if phrases is not None else None
             if cons is not None:
                 lens = self._fit(chunk, cons, lens, d.max_len)
-            if d.sampling or (d.beam_size == 1 and d.n_best == 1 and cons is None):
-                hyps = [[h] for h in greedy(
-                    self.model, batch.src, batch.src_lens, lens, sampling=d.sampling,
-                    temperature=d.temperature, top_k=d.top_k, top_p=d.top_p, generator=generator,
-                    return_attention=attention, src_ext=batch.src_ext, prefix=pre)]
-            else:
-                hyps = beam_search(
-                    self.model, batch.src, batch.src_lens, lens, beam_size=d.beam_size,
-                    n_best=d.n_best, alpha=d.length_penalty, beta=d.coverage_penalty,
-                    no_repeat_ngram_size=d.no_repeat_ngram_size, return_attention=attention,
-                    src_ext=batch.src_ext, prefix=pre, constraints=cons)
+            hyps = self._decode(batch, lens, d, attention, generator, pre, cons)
             for i, nbest in zip(chunk, hyps):
                 results[i] = [self._result(h, src_tokens[i], oovs[i] if oovs else [])
                               for h in nbest]
         return results
+
+    def _decode(self, batch: Batch, lens: list[int], d: DecodingConfig, attention: bool,
+                generator: torch.Generator | None, prefix: list[list[int]] | None,
+                constraints: list[list[list[int]]] | None) -> list[list[Hypothesis]]:
+        """Per sentence of ``batch``, its n-best list (at most ``lens[i]`` tokens each) under
+        the settings ``d``: greedy decoding or sampling, else beam search."""
+        if d.sampling or (d.beam_size == 1 and d.n_best == 1 and constraints is None):
+            return [[h] for h in greedy(
+                self.model, batch.src, batch.src_lens, lens, sampling=d.sampling,
+                temperature=d.temperature, top_k=d.top_k, top_p=d.top_p, generator=generator,
+                return_attention=attention, src_ext=batch.src_ext, prefix=prefix)]
+        return beam_search(
+            self.model, batch.src, batch.src_lens, lens, beam_size=d.beam_size,
+            n_best=d.n_best, alpha=d.length_penalty, beta=d.coverage_penalty,
+            no_repeat_ngram_size=d.no_repeat_ngram_size, return_attention=attention,
+            src_ext=batch.src_ext, prefix=prefix, constraints=constraints)
 
     def _phrases(self, src_tokens: list[list[str]], constraints: Sequence[Sequence[str]] | None,
                  sampling: bool) -> list[list[list[int]]] | None:
@@ -209,11 +215,14 @@ class Translator:
         for start in range(0, len(order), d.batch_size):
             chunk = order[start:start + d.batch_size]
             batch = self._batch(chunk, ids, ext, texts)
-            logps = forced_logprob(self.model, batch.src, batch.src_lens,
-                                   [tgt[i] for i in chunk], batch.src_ext)
+            logps = self._forced(batch, [tgt[i] for i in chunk])
             for i, lp in zip(chunk, logps):
                 scores[i] = (lp, lp / (len(tgt[i]) + 1))
         return scores
+
+    def _forced(self, batch: Batch, targets: list[list[int]]) -> list[float]:
+        """Per sentence of ``batch``, the log-probability of its target ids and ``</s>``."""
+        return forced_logprob(self.model, batch.src, batch.src_lens, targets, batch.src_ext)
 
     def _truncate(self, src_tokens: list[list[str]], limit: int | None) -> list[list[str]]:
         """Inputs over ``decoding.max_input_len`` tokens (default 4 x ``data.max_src_len``) are
