@@ -23,12 +23,15 @@ def train(config: str | Path | dict | Config, overrides: dict[str, Any] | list[s
 def load(model_dir: str | Path | Sequence[str | Path], checkpoint: str = "best",
          device: str = "auto", quantize: str | None = None) -> Translator:
     """A trained model from ``model_dir`` (``best/`` by default), or from a list of model_dirs
-    an ensemble (decode/ensemble.py); ``quantize="int8"`` for int8 decoding on the CPU."""
+    an ensemble (decode/ensemble.py); ``quantize="int8"`` for int8 decoding on the CPU. A
+    CTranslate2 export (``transduce export --ctranslate2``) decodes with CTranslate2."""
+    from transduce.decode.ctranslate2 import CTranslate2Translator, is_export
     from transduce.decode.ensemble import load_ensemble
     from transduce.decode.translator import Translator
 
     if isinstance(model_dir, (str, Path)):
-        return Translator.load(model_dir, checkpoint, device, quantize)
+        engine = CTranslate2Translator if is_export(model_dir) else Translator
+        return engine.load(model_dir, checkpoint, device, quantize)
     return load_ensemble(list(model_dir), checkpoint, device, quantize)
 
 

@@ -4,6 +4,8 @@
       config.yaml                  the resolved config
       vocab.{src,tgt}.txt          vocabularies (+ spm.{src,tgt}.model: see data/codec.py)
       best/  last/                 model.safetensors + meta.json (+ trainer_state.pt in last/)
+      ctranslate2/                 instead of best/ and last/, in a CTranslate2 export (its model
+                                   directory: transduce export --ctranslate2, decode/ctranslate2.py)
       train.log  metrics.jsonl  tensorboard/
 
 Training writes it (``training/``), every other command reads it through :func:`load_model`.
@@ -36,6 +38,7 @@ FORMAT_VERSION = 1
 WEIGHTS, META, STATE = "model.safetensors", "meta.json", "trainer_state.pt"
 CONFIG, TRAIN_LOG, METRICS, TENSORBOARD = "config.yaml", "train.log", "metrics.jsonl", "tensorboard"
 BEST, LAST, KEPT = "best", "last", "kept"  # kept/: step-named checkpoints (checkpoints.py)
+CTRANSLATE2 = "ctranslate2"  # a CTranslate2 export's model (decode/ctranslate2.py)
 PROBE, STAGE = ".write-test", ".overwrite.tmp"  # see prepare
 TRAIN_LOG_MARK = "transduce train writes this model_dir"  # the first line of a run's train.log
 # every name a run writes in a model_dir, checkpoints first (``--overwrite`` removes these and
@@ -143,10 +146,9 @@ def resumable(model_dir: Path) -> Path | None:
     return None
 
 
-def load_model(model_dir: str | Path, checkpoint: str = BEST, device: str = "auto"
-               ) -> tuple[Config, Codec, Codec, Seq2Seq, torch.device]:
-    """``model_dir/<checkpoint>`` (falling back to the other of best/last) with its config and
-    codecs, on ``device``; every missing or damaged file is a one-line error."""
+def load_config_and_codecs(model_dir: str | Path) -> tuple[Config, Codec, Codec]:
+    """``model_dir``'s config (its decoding lengths capped) and codecs; every missing or damaged
+    file is a one-line error."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise TransduceError(f"{model_dir}: model directory not found")
@@ -163,8 +165,21 @@ def load_model(model_dir: str | Path, checkpoint: str = BEST, device: str = "aut
         raise TransduceError(f"{model_dir}: cannot read the tokenizer/vocabulary files "
                              f"({type(e).__name__}: {why}); the model_dir is damaged: copy "
                              "it again or retrain") from None
+    return config, src, tgt
+
+
+def load_model(model_dir: str | Path, checkpoint: str = BEST, device: str = "auto"
+               ) -> tuple[Config, Codec, Codec, Seq2Seq, torch.device]:
+    """``model_dir/<checkpoint>`` (falling back to the other of best/last) with its config and
+    codecs, on ``device``; every missing or damaged file is a one-line error."""
+    model_dir = Path(model_dir)
+    config, src, tgt = load_config_and_codecs(model_dir)
     ckpt = next(filter(None, (find_checkpoint(model_dir / n) for n in (checkpoint, BEST, LAST))),
                 None)
+    if ckpt is None and (model_dir / CTRANSLATE2).is_dir():
+        raise TransduceError(f"{model_dir}: a CTranslate2 export, which decodes alone (translate, "
+                             "test, score, serve: not in an ensemble, not exported or averaged "
+                             "again); use the model_dir it was exported from")
     if ckpt is None:
         raise TransduceError(f"{model_dir}: no checkpoint (best/ or last/) found; "
                              "train the model first")

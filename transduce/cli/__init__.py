@@ -24,7 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog=inspect.cleandoc(func.__doc__ or ""),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         for flags, kwargs in args:
-            sp.add_argument(*flags, **with_default(kwargs))
+            if "one_of" in kwargs:
+                group = sp.add_mutually_exclusive_group(required=True)
+                for one_flags, one_kwargs in kwargs["one_of"]:
+                    group.add_argument(*one_flags, **with_default(one_kwargs))
+            else:
+                sp.add_argument(*flags, **with_default(kwargs))
         sp.set_defaults(func=func)
     return p
 

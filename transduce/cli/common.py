@@ -187,8 +187,14 @@ def arg(*flags: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
     return flags, kwargs
 
 
+def one_of(*args: tuple[tuple[str, ...], dict[str, Any]]) -> tuple[tuple[()], dict[str, Any]]:
+    """Arguments of which exactly one must be given (a required mutually exclusive group)."""
+    return (), {"one_of": args}
+
+
 def command(name: str, help: str, *args: tuple):
-    """Registers the function below as the command ``name`` taking ``args`` (see :func:`arg`)."""
+    """Registers the function below as the command ``name`` taking ``args`` (see :func:`arg`,
+    :func:`one_of`)."""
     def register(func: Callable[[argparse.Namespace], int | None]):
         COMMANDS.append((name, help, func, args))
         return func

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from transduce.cli.common import POSITIVE, arg, command, number
+from transduce.cli.common import POSITIVE, arg, command, number, one_of
 from transduce.errors import TransduceError
 
 
@@ -85,20 +85,36 @@ def cmd_average(args: argparse.Namespace) -> int | None:
     print(f"{out}: the average of {', '.join(p.name for p in paths)}")
 
 
-@command("export", "write a model_dir for deployment: the decoder's linear layers in int8, "
-         "stored as integers (a smaller best/ that loads on the CPU without quantizing again)",
+@command("export", "write a model_dir for deployment: the decoder's linear layers in int8 "
+         "(--int8), or a CTranslate2 model (--ctranslate2, model.arch: transformer)",
          arg("model_dir", help="a trained model_dir"),
          arg("output", help="the new model_dir (must not exist, or be empty)"),
-         arg("--int8", action="store_true", required=True,
-             help="int8 weights (required: the one export there is so far)"),
+         one_of(arg("--int8", action="store_true",
+                    help="int8 decoder layers stored as integers: a smaller best/ that loads on "
+                         "the CPU without quantizing again"),
+                arg("--ctranslate2", action="store_true",
+                    help="CTranslate2's model in OUTPUT/ctranslate2/: translate, test, score and "
+                         "serve OUTPUT decode with CTranslate2 (pip install ctranslate2)")),
+         arg("--quantization", default="float32",
+             help="--ctranslate2: the weights' type: float32 (decodes as MODEL_DIR does), int8 "
+                  "or int8_float32 (int8 matrices: smaller, faster on the CPU)"),
          arg("--checkpoint", default="best", choices=["best", "last"],
              help="the checkpoint to export"))
 def cmd_export(args: argparse.Namespace) -> int | None:
-    """example: transduce export --int8 runs/es-en runs/es-en-int8"""
-    from transduce.checkpoints import write_int8
+    """example: transduce export --ctranslate2 runs/es-en runs/es-en-ct2   (or --int8)"""
+    if args.ctranslate2:
+        from transduce.decode.ctranslate2 import export
 
-    out = write_int8(args.model_dir, args.output, args.checkpoint)
-    print(f"{out}: {args.model_dir}'s {args.checkpoint} in int8; translate with: transduce "
+        out = export(args.model_dir, args.output, args.checkpoint, args.quantization)
+        what = f"for CTranslate2 ({args.quantization})"
+    else:
+        from transduce.checkpoints import write_int8
+
+        if args.quantization != "float32":
+            raise TransduceError("--quantization is for --ctranslate2; --int8 is int8 already")
+        out = write_int8(args.model_dir, args.output, args.checkpoint)
+        what = "in int8"
+    print(f"{out}: {args.model_dir}'s {args.checkpoint} {what}; translate with: transduce "
           f"translate {out}")
 
 
