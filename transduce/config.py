@@ -235,6 +235,9 @@ class TrainingConfig(_Section):
     # transduce average); 1 and 1: none
     keep_last: Int = Field(1, ge=1, le=1000)
     keep_best: Int = Field(1, ge=1, le=1000)
+    # minutes of training between writes of last/ besides those at each validation (what a
+    # crash or a lost machine can cost, docs/distributed.md); None: at validations only
+    save_every: Optional[float] = Field(None, gt=0)
     # at the end of training: average the last N kept checkpoints, and make the average best/ if
     # it scores better on dev (checkpoints.py); needs keep_last >= N. 0: off
     average_at_end: Int = Field(0, ge=0, le=1000)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -15,20 +17,38 @@ from transduce.errors import TransduceError
              help="override config values, e.g. --set training.lr=3e-4"),
          arg("--overwrite", action="store_true", help="start afresh, ignoring last/"),
          arg("--nproc", type=POSITIVE, default=1,
-             help="data-parallel processes on this machine (runs torchrun; one per GPU on CUDA)"))
+             help="data-parallel processes on this machine (runs torchrun; one per GPU on CUDA)"),
+         arg("--nnodes", metavar="N|MIN:MAX",
+             help="machines in the run: this one joins torchrun's c10d rendezvous at "
+                  "--rdzv-endpoint (docs/distributed.md)"),
+         arg("--rdzv-endpoint", metavar="HOST:PORT",
+             help="the rendezvous, the same on every machine (with --nnodes)"),
+         arg("--rdzv-id", help="the run's name at the rendezvous, the same on every machine "
+                               "(default: from model_dir)"),
+         arg("--max-restarts", type=number(int, 0), default=3,
+             help="with --nnodes: times this machine starts torchrun again after a failure and "
+                  "resumes from last/"))
 def cmd_train(args: argparse.Namespace) -> int | None:
     """example: transduce train config.yaml --set training.lr=3e-4 training.max_minutes=60"""
     from transduce.config import load_config
     from transduce.training.trainer import Trainer, TrainingInterrupted
 
     config = load_config(args.config, args.set)
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
-        from transduce.training.distributed import launch
+    if args.nnodes and not re.fullmatch(r"[1-9]\d*(:[1-9]\d*)?", args.nnodes):
+        raise TransduceError(f"--nnodes {args.nnodes}: give N or MIN:MAX (e.g. 2, or 1:4)")
+    if bool(args.nnodes) != bool(args.rdzv_endpoint):
+        raise TransduceError("--nnodes and --rdzv-endpoint go together: give both (several "
+                             "machines) or neither (this machine)")
+    if (args.nproc > 1 or args.nnodes) and "WORLD_SIZE" not in os.environ:  # not under torchrun
+        from transduce.training.distributed import Nodes, launch
 
+        run_id = hashlib.sha1(str(Path(config.model_dir).resolve()).encode()).hexdigest()[:12]
+        nodes = args.nnodes and Nodes(args.nnodes, args.rdzv_endpoint,
+                                      args.rdzv_id or f"transduce-{run_id}", args.max_restarts)
         return launch(args.nproc, ["train", args.config, *(["--set", *args.set] if args.set
                                                            else []),
-                                   *(["--overwrite"] if args.overwrite else []),
-                                   *(["--debug"] if getattr(args, "debug", False) else [])])
+                                   *(["--debug"] if getattr(args, "debug", False) else [])],
+                      overwrite=args.overwrite, nodes=nodes or None)
     try:
         Trainer(config, overwrite=args.overwrite).train()
     except TrainingInterrupted as e:

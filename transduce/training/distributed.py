@@ -3,7 +3,8 @@
 ``torchrun`` starts one process per rank and sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``;
 :func:`init` joins the process group from those (gloo on CPU, nccl on CUDA). A process started
 without them is a world of one, and every helper here is then a no-op, so the trainer has one code
-path. ``transduce train --nproc N`` re-runs itself under ``torchrun`` (:func:`launch`).
+path. ``transduce train --nproc N`` re-runs itself under ``torchrun`` (:func:`launch`), on this
+machine or, with ``--nnodes``/``--rdzv-endpoint``, as one of several that restart after a failure.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 import torch
@@ -98,28 +100,65 @@ def barrier() -> None:
         dist.barrier()
 
 
-def launch(nproc: int, argv: list[str]) -> int:
+@dataclass(frozen=True)
+class Nodes:
+    """Several machines, as torchrun's c10d rendezvous describes them (docs/distributed.md)."""
+
+    nnodes: str  # "N" or "MIN:MAX"
+    endpoint: str  # HOST:PORT of the rendezvous, the same on every machine
+    rdzv_id: str  # the same on every machine
+    max_restarts: int = 3  # torchrun started again after a failure, before giving up
+    wait_s: float = 5.0  # pause before starting again
+
+
+def launch(nproc: int, argv: list[str], overwrite: bool = False,
+           nodes: Nodes | None = None) -> int:
     """Run ``transduce <argv>`` as ``nproc`` processes on this machine under torchrun (gloo on
     CPU, nccl on CUDA); returns torchrun's exit status, or 128 + the signal number when a
-    forwarded SIGINT/SIGTERM stopped the run. For several machines run torchrun directly
-    (docs/distributed.md).
+    forwarded SIGINT/SIGTERM stopped the run.
 
     torchrun runs in its own session and this process forwards SIGINT/SIGTERM to it, so one
     Ctrl-C reaches every rank exactly once (torchrun passes it on): they save ``last/`` and stop.
+
+    With ``nodes`` this machine is one of several: torchrun joins the c10d rendezvous, and when
+    it fails (a machine died: its peers' collectives break) it is started again, up to
+    ``nodes.max_restarts`` times, and waits at the rendezvous for the machines to come back; the
+    run resumes from ``last/`` (``training.save_every``). The restart is done here, not by
+    torchrun's ``--max-restarts``: torchrun's own re-rendezvous after a failure times out
+    (pytorch/pytorch#147064), while a fresh torchrun joins a fresh rendezvous.
     """
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", "-m", "transduce", *argv]
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    where = (["--standalone"] if nodes is None else
+             [f"--nnodes={nodes.nnodes}", "--rdzv-backend=c10d",
+              f"--rdzv-endpoint={nodes.endpoint}", f"--rdzv-id={nodes.rdzv_id}",
+              "--max-restarts=0"])
     received: list[int] = []
+    proc: subprocess.Popen | None = None
 
     def forward(signum, _frame):
         received.append(signum)
-        proc.send_signal(signum)
+        if proc is not None:
+            proc.send_signal(signum)
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = proc.wait()
-        return 128 + received[0] if received and code else code  # as a single process would
+        attempt = 0
+        while True:
+            fresh = ["--overwrite"] if overwrite and attempt == 0 else []  # never wipe progress
+            proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *where,
+                                     f"--nproc_per_node={nproc}", "-m", "transduce", *argv,
+                                     *fresh], start_new_session=True)
+            code = proc.wait()
+            if received:
+                return 128 + received[0] if code else code  # as a single process would
+            if code == 0 or nodes is None or attempt == nodes.max_restarts:
+                return code
+            attempt += 1
+            print(f"transduce: torchrun exited with status {code}; starting it again in "
+                  f"{nodes.wait_s:g} s to resume from last/ (restart {attempt} of "
+                  f"{nodes.max_restarts})", file=sys.stderr, flush=True)
+            time.sleep(nodes.wait_s)
+            if received:
+                return 128 + received[0]
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

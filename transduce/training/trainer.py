@@ -237,7 +237,7 @@ class Trainer:
         stopped; starting a finished run again does nothing but load its best model.
         """
         t, st = self.cfg.training, self.state
-        started = st.step
+        started, self.saved_at = st.step, st.elapsed  # saved_at: training seconds at last/
         try:
             with stop_signals() as received:
                 if self.resume_from:
@@ -321,6 +321,9 @@ class Trainer:
                     stop = stop or f"early stopping: no improvement in {t.patience} validations"
                 self.save()
                 saved = True
+            elif t.save_every and st.elapsed - self.saved_at >= 60 * t.save_every:
+                self.save()  # the ranks agree: elapsed is their maximum
+                saved = True
             if stop:
                 return stop
             if signum:
@@ -387,6 +390,7 @@ class Trainer:
         """Write last/ with the full trainer state (atomic). Every rank calls it: rank 0 collects
         the ranks' RNG states and writes. ``initial``: rank 0 alone writes the first last/ of a
         multi-process run, with its own RNG states only (the other ranks then seed their own)."""
+        self.saved_at = self.state.elapsed
         rngs = [rng_state()] if initial else distributed.gather_state(rng_state())
         if self.world.main:
             md.save_checkpoint(self.model_dir / md.LAST, self.model,
