@@ -315,15 +315,13 @@ class Trainer:
                 self.window = Window()
             progress.update(st.step)
             stop = st.stop_reason(t)
-            saved = False
-            if validation_due(t, st, self.total_steps) or stop:
-                if self.validate():
-                    stop = stop or f"early stopping: no improvement in {t.patience} validations"
+            due = validation_due(t, st, self.total_steps) or bool(stop)
+            if due and self.validate():
+                stop = stop or f"early stopping: no improvement in {t.patience} validations"
+            # last/ at each validation and every save_every minutes (elapsed: the ranks' maximum)
+            saved = due or bool(t.save_every and st.elapsed - self.saved_at >= 60 * t.save_every)
+            if saved:
                 self.save()
-                saved = True
-            elif t.save_every and st.elapsed - self.saved_at >= 60 * t.save_every:
-                self.save()  # the ranks agree: elapsed is their maximum
-                saved = True
             if stop:
                 return stop
             if signum:
