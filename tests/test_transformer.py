@@ -77,6 +77,12 @@ def test_beam_of_one_is_greedy_and_it_learns_the_task(translator, reverse_data):
     assert sum(o == r for o, r in zip(out, ref)) >= 0.2 * len(ref)  # untrained: none
 
 
+def test_the_log_and_the_server_name_the_transformer():
+    assert ModelConfig(**MODEL).describe() == (
+        "transformer (2 layers, width 32, feed-forward 64)", "4-head")
+    assert ModelConfig().describe() == ("lstm (bidirectional) encoder, lstm decoder", "mlp")
+
+
 def test_attention_reaches_the_api_and_int8_and_export_work(translator, tmp_path):
     from transduce.cli import main
 

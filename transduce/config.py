@@ -151,6 +151,15 @@ class ModelConfig(_Section):
     copy: Union[Bool, Literal["auto"]] = "auto"
     coverage: Union[Bool, Literal["auto"]] = "auto"
 
+    def describe(self) -> tuple[str, str]:
+        """The encoder-decoder and its attention in words (train.log, the server's /health)."""
+        if self.arch == "transformer":
+            return (f"transformer ({self.layers} layers, width {self.embedding_size}, "
+                    f"feed-forward {self.ff_size})"), f"{self.heads}-head"
+        encoder = "residual cnn" if self.encoder == "cnn" else \
+            f"{self.cell} ({'bi' if self.bidirectional else 'uni'}directional)"
+        return f"{encoder} encoder, {self.cell} decoder", self.attention
+
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
         # the cnn's feature maps have encoder_hidden_size channels

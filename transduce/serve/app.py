@@ -60,7 +60,9 @@ def create_app(translator, *, model_name: str | None = None,
                       merge=limits.batching)
     cfg, decoding = translator.config, translator.config.decoding
     info = {"name": model_name or cfg.name, "src_type": cfg.data.src_type,
-            "cell": cfg.model.cell, "attention": cfg.model.attention,
+            # cell: the model in a word (lstm, gru, rnn, transformer); attention: its kind
+            "cell": "transformer" if cfg.model.arch == "transformer" else cfg.model.cell,
+            "attention": cfg.model.describe()[1], "architecture": cfg.model.describe()[0],
             "tokenizer": cfg.data.tokenizer,
             "parameters": sum(p.numel() for p in translator.model.parameters()),
             "device": str(translator.device)}

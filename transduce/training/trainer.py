@@ -118,10 +118,10 @@ class Trainer:
         self.model = build_model(m, len(self.src.vocab), len(self.tgt.vocab))
         self.model.to(self.device)
         self.n_params = sum(p.numel() for p in self.model.parameters())
-        log.info("model: %s encoder, %s attention, input feeding %s, %s parameters",
-                 "residual cnn" if m.encoder == "cnn" else f"{m.cell} (bidirectional)"
-                 if m.bidirectional else f"{m.cell} (unidirectional)", m.attention,
-                 "on" if m.input_feeding else "off", f"{self.n_params:,}")
+        feeding = "" if m.arch == "transformer" else \
+            f", input feeding {'on' if m.input_feeding else 'off'}"
+        log.info("model: %s, %s attention%s, %s parameters", *m.describe(), feeding,
+                 f"{self.n_params:,}")
         self.att_cost = attention_cost(m.attention, m.decoder_hidden_size, m.embedding_size,
                                        len(self.tgt.vocab))
         self.dev = DevSet.build(dev, self.src, self.tgt, config, self.att_cost)
