@@ -42,13 +42,15 @@ def cmd_train(args: argparse.Namespace) -> int | None:
     if (args.nproc > 1 or args.nnodes) and "WORLD_SIZE" not in os.environ:  # not under torchrun
         from transduce.training.distributed import Nodes, launch
 
-        run_id = hashlib.sha1(str(Path(config.model_dir).resolve()).encode()).hexdigest()[:12]
-        nodes = args.nnodes and Nodes(args.nnodes, args.rdzv_endpoint,
-                                      args.rdzv_id or f"transduce-{run_id}", args.max_restarts)
+        nodes = None
+        if args.nnodes:  # the rendezvous id: the same on every machine, from the shared model_dir
+            run_id = args.rdzv_id or "transduce-" + hashlib.sha1(
+                str(Path(config.model_dir).resolve()).encode()).hexdigest()[:12]
+            nodes = Nodes(args.nnodes, args.rdzv_endpoint, run_id, args.max_restarts)
         return launch(args.nproc, ["train", args.config, *(["--set", *args.set] if args.set
                                                            else []),
                                    *(["--debug"] if getattr(args, "debug", False) else [])],
-                      overwrite=args.overwrite, nodes=nodes or None)
+                      overwrite=args.overwrite, nodes=nodes)
     try:
         Trainer(config, overwrite=args.overwrite).train()
     except TrainingInterrupted as e:

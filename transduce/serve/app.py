@@ -59,10 +59,11 @@ def create_app(translator, *, model_name: str | None = None,
                       max_wait_ms=limits.max_wait_ms, max_queue=limits.max_queue,
                       merge=limits.batching)
     cfg, decoding = translator.config, translator.config.decoding
+    architecture, attention = cfg.model.describe()
     info = {"name": model_name or cfg.name, "src_type": cfg.data.src_type,
             # cell: the model in a word (lstm, gru, rnn, transformer); attention: its kind
             "cell": "transformer" if cfg.model.arch == "transformer" else cfg.model.cell,
-            "attention": cfg.model.describe()[1], "architecture": cfg.model.describe()[0],
+            "attention": attention, "architecture": architecture,
             "tokenizer": cfg.data.tokenizer,
             "parameters": sum(p.numel() for p in translator.model.parameters()),
             "device": str(translator.device)}
