@@ -13,7 +13,7 @@ import torch
 import yaml
 
 import transduce
-from transduce import checkpoints, model_dir as md
+from transduce import checkpoint as ck, checkpoints, model_dir as md
 from transduce.cli import main
 from transduce.errors import TransduceError
 
@@ -31,7 +31,7 @@ def run(reverse_data, tmp_path_factory):
 
 def _state(model_dir, path):
     model = md.load_model(model_dir, device="cpu")[3]
-    md.load_weights(model, path)
+    ck.load_weights(model, path)
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
@@ -43,7 +43,7 @@ def test_the_most_recent_and_the_best_are_kept(run):
     best_two = sorted(range(10, 61, 10), key=lambda s: losses.get(s, float("inf")))[:2]
     assert set(steps) == {40, 50, 60} | set(best_two) and len(steps) <= 5
     assert not list((run / md.KEPT).glob("*.del")) and not list((run / md.KEPT).glob("*.tmp"))
-    best_meta = md.read_meta(run / md.BEST)
+    best_meta = ck.read_meta(run / md.BEST)
     assert best_meta["step"] in steps  # best/ is one of the kept ones
 
 
@@ -72,7 +72,7 @@ def test_averaging_two_checkpoints_gives_their_mean(run):
 def test_the_average_command_writes_a_model_dir_every_command_loads(run, tmp_path, capsys):
     out = tmp_path / "avg"
     assert main(["average", str(run), "--last", "3", "-o", str(out)]) in (0, None)
-    meta = md.read_meta(out / md.BEST)
+    meta = ck.read_meta(out / md.BEST)
     assert meta["averaged_steps"] == [40, 50, 60]
     model = transduce.load(out)
     assert len(model.translate(["w1 w2 w3"])) == 1
@@ -116,7 +116,7 @@ def test_rotation_survives_kill_9_at_a_random_moment(reverse_data, tmp_path):
     assert {p for _, p, _ in entries} == set(folders)  # no incomplete step-* folder
     model = md.load_model(tmp_path / "model", device="cpu")[3]
     for _, p, _ in entries:
-        md.load_weights(model, p)
+        ck.load_weights(model, p)
 
 
 def test_average_at_end_makes_the_average_best_when_it_scores_better(reverse_data, tmp_path):
@@ -128,7 +128,7 @@ def test_average_at_end_makes_the_average_best_when_it_scores_better(reverse_dat
     assert event["steps"] == [10, 20, 30]
     best_single = min(e["dev_loss"] for e in events if e["event"] == "valid")
     assert event["best"] == (event["dev_loss"] < best_single)
-    meta = md.read_meta(model_dir / md.BEST)
+    meta = ck.read_meta(model_dir / md.BEST)
     assert ("averaged_steps" in meta) == event["best"]
     if event["best"]:
         expected = checkpoints.average(md.load_model(model_dir, device="cpu")[3],
@@ -148,7 +148,7 @@ def test_average_at_end_keeps_best_when_the_average_is_worse_and_needs_n_kept(ru
     assert (model_dir / md.BEST / "model.safetensors").read_bytes() == before
     event = checkpoints.average_at_end(model_dir, model, 3, lambda m: scores, "loss", 2.0, {})
     assert event["best"] is True
-    assert md.read_meta(model_dir / md.BEST)["averaged_steps"] == [40, 50, 60]
+    assert ck.read_meta(model_dir / md.BEST)["averaged_steps"] == [40, 50, 60]
     assert checkpoints.average_at_end(model_dir, model, 9, lambda m: scores, "loss", 2.0,
                                       {}) is None
     assert "9 checkpoints asked for" in caplog.text

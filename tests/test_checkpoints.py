@@ -1,7 +1,7 @@
 """Checkpoints: atomic writes (a failure at any point keeps the previous one loadable), a clear
 error on a full disk, safe loading (no pickle ever runs), versioned metadata.
 
-Every file of a checkpoint is written from bytes in memory by ``model_dir._write``, so the
+Every file of a checkpoint is written from bytes in memory by ``checkpoint._write``, so the
 failures are injected there (a file half written, then the process dies) and into ``torch.save``
 (which serializes the trainer state)."""
 from __future__ import annotations
@@ -17,14 +17,14 @@ import pytest
 import torch
 import yaml
 
-from transduce import model_dir as ckpt
+from transduce import checkpoint as ckpt
 from conftest import tiny_config
 from transduce.cli import main
 from transduce.config import ModelConfig
 from transduce.errors import TransduceError
 from transduce.model.seq2seq import build_model
-from transduce.model_dir import (find_checkpoint, load_trainer_state, load_weights,
-                                        read_meta, save_checkpoint)
+from transduce.checkpoint import (find_checkpoint, load_trainer_state, load_weights, read_meta,
+                                  save_checkpoint)
 
 TINY = ModelConfig(embedding_size=8, encoder_hidden_size=8, decoder_hidden_size=8, dropout=0.0)
 

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 import transduce
 from conftest import tiny_config
-from transduce import model_dir as md
+from transduce import checkpoint as ck, model_dir as md
 
 STEPS = 300
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -77,7 +77,7 @@ def _wait(predicate, what: str, procs: list[subprocess.Popen], timeout: float = 
 
 def _step(model_dir: Path) -> int:
     try:
-        return md.read_meta(model_dir / md.LAST)["step"]
+        return ck.read_meta(model_dir / md.LAST)["step"]
     except Exception:  # not written yet, or being replaced
         return 0
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import transduce
-from transduce import model_dir as md
+from transduce import checkpoint as ck, model_dir as md
 from transduce.data.generate import write_task
 from transduce.decode.translator import Translator
 from transduce.errors import TransduceError
@@ -46,14 +46,14 @@ def test_init_from_starts_from_the_parent_s_model(parent_dir, new_domain, tmp_pa
     assert trainer.state.step == 0 and trainer.state.best_score is None
     assert not trainer.optimizer.state_dict()["state"]
     trainer.train()
-    assert md.read_meta(tmp_path / "child" / md.LAST)["step"] == 10
+    assert ck.read_meta(tmp_path / "child" / md.LAST)["step"] == 10
 
 
 def test_reset_nothing_keeps_the_parent_s_optimizer_schedule_position_and_record(
         parent_dir, new_domain, tmp_path):
     trainer = Trainer(transduce.config.load_config(_child(new_domain, parent_dir,
                                                           tmp_path / "child", reset=[])))
-    saved = md.load_trainer_state(parent_dir / md.LAST)
+    saved = ck.load_trainer_state(parent_dir / md.LAST)
     moments = trainer.optimizer.state_dict()["state"]
     assert moments and all(torch.equal(moments[k]["exp_avg"], saved["optimizer"]["state"][k]
                                        ["exp_avg"]) for k in moments)

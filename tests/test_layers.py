@@ -13,11 +13,11 @@ import transduce
 ROOT = Path(transduce.__file__).parent
 # lowest first; a module may import from its own layer and the layers below it
 LAYERS = [
-    ["errors", "yaml_io", "hints"],
+    ["errors", "yaml_io", "hints", "section", "overrides", "decoding_options", "search_space"],
     ["config"],
     ["data", "evaluate", "plot"],
     ["model"],
-    ["model_dir", "checkpoints"],
+    ["checkpoint", "model_dir", "checkpoints"],
     ["decode"],
     ["training"],
     ["api", "cli", "demo", "init", "serve", "tuning", "__init__", "__main__"],

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 import transduce
 from conftest import tiny_config
-from transduce import model_dir as md
+from transduce import checkpoint as ck, model_dir as md
 from transduce.cli import main
 
 
@@ -156,7 +156,7 @@ def test_an_overwrite_replaces_the_old_run_once_the_new_one_has_started(trained,
     model_dir, config = _copy(trained, tmp_path, training={"max_steps": 3, "validate_every": 3})
     (model_dir / "notes.txt").write_text("mine\n")
     assert main(["train", config, "--overwrite"]) == 0
-    assert md.read_meta(model_dir / "last")["step"] == 3
+    assert ck.read_meta(model_dir / "last")["step"] == 3
     log = (model_dir / "train.log").read_text()
     assert "training finished after 3 updates" in log and "after 6 updates" not in log
     assert '"step": 6' not in (model_dir / "metrics.jsonl").read_text()
@@ -172,7 +172,7 @@ def test_a_stage_left_by_a_killed_overwrite_is_removed_and_the_old_run_resumes(t
     assert main(["train", config]) == 0
     assert "resuming from step 6" in capsys.readouterr().err
     assert not (model_dir / md.STAGE).exists()
-    assert md.read_meta(model_dir / "last")["step"] == 8
+    assert ck.read_meta(model_dir / "last")["step"] == 8
 
 
 # ---- 6: data settings on resume -----------------------------------------------------------------
@@ -202,7 +202,7 @@ def test_the_dev_set_may_change_on_resume(trained, reverse_data, tmp_path):
     model_dir, config = _copy(trained, tmp_path, data={"dev": str(reverse_data / "test")},
                               training={"max_steps": 8, "validate_every": 4})
     assert main(["train", config]) == 0
-    assert md.read_meta(model_dir / "last")["step"] == 8
+    assert ck.read_meta(model_dir / "last")["step"] == 8
 
 
 # ---- 7: untrusted loads -------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import tiny_config
 from transduce.config import TrainingConfig, load_config
-from transduce.model_dir import LAST, load_trainer_state
+from transduce.checkpoint import load_trainer_state
+from transduce.model_dir import LAST
 from transduce.training.state import TrainerState
 from transduce.training.trainer import Trainer
 from transduce.training.validation import (AUTO_SHARE, AUTO_TIMED, DevSet, stretch_interval,

@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from transduce import model_dir as md
+from transduce import checkpoint as ck, model_dir as md
 from transduce.config import TrainingConfig
 from transduce.data.codec import copy_codecs
 from transduce.errors import TransduceError
@@ -35,8 +35,8 @@ def kept(model_dir: Path) -> list[tuple[int, Path, dict]]:
     root = Path(model_dir) / md.KEPT
     found = []
     for p in sorted(root.glob(PREFIX + "*")) if root.is_dir() else []:
-        if p.name[len(PREFIX):].isdigit() and md.find_checkpoint(p) == p:
-            found.append((int(p.name[len(PREFIX):]), p, md.read_meta(p)))
+        if p.name[len(PREFIX):].isdigit() and ck.find_checkpoint(p) == p:
+            found.append((int(p.name[len(PREFIX):]), p, ck.read_meta(p)))
     return sorted(found, key=lambda x: x[0])
 
 
@@ -53,7 +53,7 @@ def keep(model_dir: Path, model: torch.nn.Module, meta: dict, t: TrainingConfig)
     ``keep_best`` best by ``t.early_stopping_metric``."""
     if t.keep_last == 1 and t.keep_best == 1:
         return
-    md.save_checkpoint(Path(model_dir) / md.KEPT / f"{PREFIX}{meta['step']:08d}", model, meta)
+    ck.save_checkpoint(Path(model_dir) / md.KEPT / f"{PREFIX}{meta['step']:08d}", model, meta)
     entries = kept(model_dir)
     stay = {e[1] for e in entries[-t.keep_last:]} | \
         {e[1] for e in _best_first(entries, t.early_stopping_metric)[:t.keep_best]}
@@ -86,7 +86,7 @@ def average(model: torch.nn.Module, paths: list[Path]) -> torch.nn.Module:
     checkpoint: names, shapes, dtypes, finite values)."""
     total: dict[str, torch.Tensor] = {}
     for path in paths:
-        md.load_weights(model, path)
+        ck.load_weights(model, path)
         for name, t in model.state_dict().items():
             total[name] = total[name] + t.double() if name in total else t.double()
     model.load_state_dict({k: (v / len(paths)).to(model.state_dict()[k].dtype)
@@ -114,7 +114,7 @@ def average_at_end(model_dir: Path, model: torch.nn.Module, n: int,
     sign = 1 if HIGHER_IS_BETTER[metric] else -1
     better = best is None or sign * (scores[metric] - best) > 0
     if better:
-        md.save_checkpoint(Path(model_dir) / md.BEST, averaged,
+        ck.save_checkpoint(Path(model_dir) / md.BEST, averaged,
                            {**meta, "scores": scores, "averaged_steps": steps})
     log.info("average of the last %d checkpoints (steps %s): dev %s %.4f against the best "
              "single checkpoint's %s; %s", n, ", ".join(map(str, steps)), metric, scores[metric],
@@ -146,8 +146,8 @@ def write_average(model_dir: str | Path, out: str | Path, paths: list[Path]) -> 
     config, _, _, model, _ = md.load_model(model_dir, device="cpu")
     average(model, paths)
     new_model_dir(model_dir, out)
-    steps = [md.read_meta(p).get("step") for p in paths]
-    md.save_checkpoint(out / md.BEST, model, {"step": max(steps), "averaged_steps": steps,
+    steps = [ck.read_meta(p).get("step") for p in paths]
+    ck.save_checkpoint(out / md.BEST, model, {"step": max(steps), "averaged_steps": steps,
                                               "averaged_from": str(model_dir)})
     return out
 
@@ -161,12 +161,12 @@ def write_int8(model_dir: str | Path, out: str | Path, checkpoint: str = md.BEST
     model_dir, out = Path(model_dir), Path(out)
     refuse_nonempty(out)
     _, _, _, model, dev = md.load_model(model_dir, checkpoint, device="cpu")
-    found = md.find_checkpoint(model_dir / checkpoint)
-    meta = md.read_meta(found) if found else {}
+    found = ck.find_checkpoint(model_dir / checkpoint)
+    meta = ck.read_meta(found) if found else {}
     model = quantize(model.eval(), "int8", dev)
     new_model_dir(model_dir, out)
     keep = {k: meta[k] for k in ("step", "epoch", "scores", "n_params") if k in meta}
-    md.save_checkpoint(out / md.BEST, model, {**keep, "quantized": "int8",
+    ck.save_checkpoint(out / md.BEST, model, {**keep, "quantized": "int8",
                                               "exported_from": str(model_dir)},
                        weights=int8_weights(model))
     return out

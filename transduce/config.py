@@ -1,5 +1,6 @@
-"""The one configuration schema: pydantic models, loading (YAML read by ``yaml_io``) and ``--set``
-overrides.
+"""The one configuration schema: pydantic models, and loading a config (YAML read by ``yaml_io``,
+``--set`` overrides applied by ``overrides``). Two sections have modules of their own: ``decoding``
+(``decoding_options``: also every call's options) and ``tune`` (``search_space``).
 
 Every field has a default that works. Unknown keys and wrong types are rejected with the key path,
 what was given, and what is allowed (plus a "did you mean" suggestion for misspelt keys).
@@ -11,40 +12,35 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-import yaml
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError,
-                      model_validator)
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from transduce.errors import TransduceError, short_repr
 from transduce.hints import format_error, known_keys
 from transduce.hints import suggest as _suggest
-from transduce.yaml_io import SafeLoader, dump_yaml, load_yaml
+from transduce.overrides import apply_overrides
+from transduce.decoding_options import DecodingConfig
+from transduce.search_space import TuneConfig
+from transduce.section import Bool, Int, Section
+from transduce.yaml_io import dump_yaml, load_yaml
 
 
-# integer and boolean keys take integers and booleans only: "32" or true for an integer is a mistake
-Int, Bool = StrictInt, StrictBool
 MAX_WIDTH = 16_384  # embedding and hidden sizes: wider is a typo (1e5 wide: 10^11 parameters)
-MAX_OUTPUT = 10_000  # output tokens per input
 EPOCHS = 10  # training.max_epochs without a time budget; the schedules' horizon with one
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class TrainCorpus(_Section):
+class TrainCorpus(Section):
     """One of several training corpora: ``data.train: [{path: a, weight: 2}, {path: b}]``."""
     path: str  # prefix: <path>.<src_lang> + <path>.<tgt_lang>
     weight: float = Field(1.0, gt=0, le=1000)  # an epoch holds weight x its pairs (sampled)
 
 
-class SidePaths(_Section):
+class SidePaths(Section):
     """Per-side files: ``data.spm_model: {src: a.model, tgt: b.model}`` (either may be left out)."""
     src: Optional[str] = None
     tgt: Optional[str] = None
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     # path prefix: <train>.<src_lang> + <train>.<tgt_lang>; or a list of weighted corpora
     train: Optional[Union[str, list[TrainCorpus]]] = None
     dev: Optional[str] = None
@@ -125,7 +121,7 @@ class DataConfig(_Section):
 warnings.filterwarnings("ignore", message='Field name "copy"', category=UserWarning)
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     # rnn: the attentional RNN encoder-decoder; transformer: pre-norm Transformer layers
     # (model/transformer.py) of width embedding_size, with heads and ff_size
     arch: Literal["rnn", "transformer"] = "rnn"
@@ -200,7 +196,7 @@ class ModelConfig(_Section):
         return self
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(Section):
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -278,98 +274,7 @@ class TrainingConfig(_Section):
         return self
 
 
-class DecodingConfig(_Section):
-    """Decoding settings: the ``decoding`` section, and per call (CLI flags, API keywords, HTTP
-    request fields) the same object with overrides (:meth:`override`), checked once here."""
-
-    beam_size: Int = Field(5, ge=1, le=1000)
-    n_best: Int = Field(1, ge=1, le=1000)
-    length_penalty: float = Field(1.0, ge=0, le=10)  # GNMT alpha; 0 = none
-    max_len_a: float = Field(1.5, ge=0, le=10)  # max output length = a * src_len + b
-    max_len_b: Int = Field(10, ge=1, le=MAX_OUTPUT)
-    max_len: Optional[Int] = Field(None, ge=1, le=MAX_OUTPUT)  # a cap on that, in tokens
-    no_repeat_ngram_size: Int = Field(0, ge=0, le=100)
-    coverage_penalty: float = Field(0.0, ge=0, le=10)  # GNMT beta: beam favours covering the source
-    batch_size: Int = Field(64, ge=1, le=100_000)
-    # tokens; longer inputs are truncated (with a warning naming the line); default 4 x max_src_len
-    max_input_len: Optional[Int] = Field(None, ge=1, le=100_000)
-    sampling: Bool = False
-    temperature: float = Field(1.0, ge=0.01, le=100)  # outside: logits / t overflow
-    top_k: Int = Field(0, ge=0, le=100_000)
-    top_p: float = Field(1.0, gt=0, le=1)
-    seed: Optional[Int] = Field(None, ge=0, le=2**63 - 1)  # sampling; default: top-level seed
-
-    @model_validator(mode="after")
-    def _check(self) -> "DecodingConfig":
-        if self.sampling and self.n_best > 1:
-            raise ValueError(f"n_best ({self.n_best}) must be 1 when sampling (one sample per "
-                             "input); sample again with another seed for more")
-        if self.n_best > self.beam_size:
-            raise ValueError(f"n_best ({self.n_best}) cannot exceed the beam size "
-                             f"({self.beam_size}); raise the beam size (--beam-size "
-                             f"{self.n_best}) or lower n_best")
-        return self
-
-    def override(self, **options: Any) -> "DecodingConfig":
-        """A copy with ``options`` (None: keep this value), validated; a bad or unknown option
-        is a one-line :class:`TransduceError`."""
-        given = {k: v for k, v in options.items() if v is not None}
-        unknown = sorted(set(given) - set(type(self).model_fields))
-        if unknown:
-            raise TransduceError(f"unknown decoding option '{unknown[0]}'"
-                                 + _suggest(unknown[0], type(self).model_fields))
-        try:
-            return type(self).model_validate({**self.model_dump(), **given})
-        except ValidationError as e:
-            raise TransduceError(format_error(e, None, known_keys(Config),
-                                              "decoding option")) from None
-
-
-class Distribution(_Section):
-    """One ``tune.space`` entry: log_uniform, uniform, int (with an optional step) or choice."""
-
-    log_uniform: Optional[tuple[float, float]] = None
-    uniform: Optional[tuple[float, float]] = None
-    int: Optional[tuple[Int, Int]] = None
-    step: Optional[Int] = Field(None, ge=1)  # with int
-    choice: Optional[list[Union[Bool, Int, float, str, None]]] = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> "Distribution":
-        kinds = [k for k in ("log_uniform", "uniform", "int", "choice") if getattr(self, k)]
-        if len(kinds) != 1:
-            raise ValueError(f"give one of log_uniform, uniform, int, choice (got {kinds})")
-        if self.step is not None and kinds != ["int"]:
-            raise ValueError(f"step goes with int, not {kinds[0]}")
-        low, high = self.log_uniform or self.uniform or self.int or (0, 1)  # (choice: no range)
-        if not low < high:
-            raise ValueError(f"{kinds[0]}: [{low}, {high}] needs the low end below the high end")
-        if self.log_uniform and low <= 0:
-            raise ValueError(f"log_uniform needs a low end above 0 (got {low}); use uniform")
-        return self
-
-    def values(self) -> list:
-        """Every choice, or the two ends of the range (int with a step: the last one reached)."""
-        if self.choice:
-            return list(self.choice)
-        low, high = self.log_uniform or self.uniform or self.int
-        return [low, high - (high - low) % self.step if self.step else high]
-
-
-class TuneConfig(_Section):
-    """``transduce tune``: the search space (config key -> distribution) and the budgets."""
-
-    space: dict[str, Distribution] = Field(default_factory=dict)
-    trials: Int = Field(20, ge=1, le=100_000)
-    trial_minutes: Optional[float] = Field(None, gt=0)  # per trial (its training.max_minutes)
-    trial_steps: Optional[Int] = Field(None, ge=1)  # per trial (its training.max_steps)
-    minutes: Optional[float] = Field(None, gt=0)  # the study: no trial starts after this
-    metric: Optional[Literal["bleu", "chrf", "loss", "ppl"]] = None  # default: early stopping's
-    pruner: Literal["median", "halving", "none"] = "median"
-    storage: Optional[str] = None  # an Optuna storage URL; default: sqlite study.db
-
-
-class Config(_Section):
+class Config(Section):
     name: str = "transduce"
     seed: Int = Field(1, ge=0, le=2**32 - 1)  # numpy's seeds are 32-bit
     model_dir: Optional[str] = None  # default: runs/<name>
@@ -419,7 +324,8 @@ class Config(_Section):
                 raise ValueError(f"tune.space: '{key}' is not a config key{_suggest(key, keys)}")
             for value in dist.values():
                 try:
-                    Config.model_validate(apply_overrides(self.to_dict(False), {key: value}))
+                    Config.model_validate(apply_overrides(self.to_dict(False), {key: value},
+                                                         known_keys(Config)))
                 except ValidationError as e:
                     raise ValueError(f"tune.space '{key}': {short_repr(value)} is not allowed "
                                      f"({format_error(e, None, keys)}); keep to what the key "
@@ -429,35 +335,6 @@ class Config(_Section):
     def to_dict(self, tune: bool = True) -> dict[str, Any]:
         """The config as plain data; the tune section only if asked for and it has a space."""
         return self.model_dump(mode="json", exclude=None if tune and self.tune.space else {"tune"})
-
-
-def parse_set(item: str) -> tuple[str, Any]:
-    """`--set a.b=v` -> ("a.b", v); v is read as YAML, so 3e-4, true, null and [1, 2] mean what
-    they look like."""
-    if "=" not in item:
-        raise TransduceError(f"--set {item!r}: expected KEY=VALUE, e.g. training.lr=3e-4")
-    key, text = (part.strip() for part in item.split("=", 1))
-    try:
-        return key, yaml.load(text, Loader=SafeLoader) if text != "" else ""
-    except yaml.YAMLError:
-        return key, text
-
-
-def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] | None) -> dict:
-    """Apply ``{"training.lr": 3e-4}`` or ``["training.lr=3e-4"]`` to a raw config dict."""
-    if isinstance(overrides, list):
-        overrides = dict(map(parse_set, overrides))
-    known = known_keys(Config)
-    for key, value in (overrides or {}).items():
-        if key not in known:
-            raise TransduceError(f"--set: unknown config key '{key}'{_suggest(key, known)}")
-        node, parts = raw, key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise TransduceError(f"--set: '{key}' is not inside a section")
-        node[parts[-1]] = value
-    return raw
 
 
 def load_config(source: str | Path | dict | None = None,
@@ -473,7 +350,7 @@ def load_config(source: str | Path | dict | None = None,
         raw = load_yaml(source) or {}
         if not isinstance(raw, dict):
             raise TransduceError(f"{source}: the config must be a YAML mapping of sections")
-    raw = apply_overrides(raw, overrides)
+    raw = apply_overrides(raw, overrides, known_keys(Config))
     try:
         return Config.model_validate(raw)
     except ValidationError as e:

@@ -109,7 +109,7 @@ def nothing_to_score(refs: list, *paths: str) -> None:
 def decode_options(args: argparse.Namespace) -> dict:
     """The decoding flags and ``--set decoding.KEY=VALUE`` as DecodingConfig overrides (None: the
     model's config decides; a flag wins over --set)."""
-    from transduce.config import parse_set
+    from transduce.overrides import parse_set
 
     opts = {}
     for item in args.set:

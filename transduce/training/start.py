@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from transduce import model_dir as md
+from transduce import checkpoint as ck, model_dir as md
 from transduce.config import Config
 from transduce.data.codec import Codec, build_codecs, copy_codecs, has_codecs, load_codecs
 from transduce.errors import TransduceError
@@ -35,12 +35,12 @@ def parent(init_from: str) -> tuple[Path, Path]:
     model_dir (its best/, else last/) or one checkpoint folder inside one."""
     p = Path(init_from)
     if (p / md.CONFIG).is_file():
-        ckpt = md.find_checkpoint(p / md.BEST) or md.find_checkpoint(p / md.LAST)
+        ckpt = ck.find_checkpoint(p / md.BEST) or ck.find_checkpoint(p / md.LAST)
         if ckpt is None:
             raise TransduceError(f"training.init_from: {p} holds no checkpoint (best/ or last/); "
                                  "train it first")
         return p, ckpt
-    if md.find_checkpoint(p) == p and (p.parent / md.CONFIG).is_file():
+    if ck.find_checkpoint(p) == p and (p.parent / md.CONFIG).is_file():
         return p.parent, p
     raise TransduceError(f"training.init_from: {p} is neither a trained model_dir nor a checkpoint "
                          "folder in one (e.g. runs/base or runs/base/last); check the path")
@@ -93,7 +93,7 @@ def start(config: Config, resume_from: Path | None, model: torch.nn.Module,
     if not t.init_from:
         return state
     parent_dir, ckpt = parent(t.init_from)
-    md.load_weights(model, ckpt, device)
+    ck.load_weights(model, ckpt, device)
     keep = [part for part in ("optimizer", "schedule", "data", "early_stopping")
             if part not in t.reset]
     log.info("fine-tuning from %s (%s); %s", ckpt, f"kept from its last/: {', '.join(keep)}"
@@ -101,11 +101,11 @@ def start(config: Config, resume_from: Path | None, model: torch.nn.Module,
              "reset: " + (", ".join(t.reset) or "nothing"))
     if not keep:
         return state
-    last = md.find_checkpoint(parent_dir / md.LAST)
-    if last is None or not (last / md.STATE).is_file():
+    last = ck.find_checkpoint(parent_dir / md.LAST)
+    if last is None or not (last / ck.STATE).is_file():
         raise TransduceError(f"training.init_from: {parent_dir} has no last/ trainer state to "
                              f"keep {', '.join(keep)} from; reset them (training.reset)")
-    position, parts = TrainerState.from_file(md.load_trainer_state(last), last)
+    position, parts = TrainerState.from_file(ck.load_trainer_state(last), last)
     for part, names in (("optimizer", ("optimizer", "scaler")), ("schedule", ("schedule",))):
         if part in keep:
             for name in names:

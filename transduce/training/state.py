@@ -4,7 +4,7 @@
 written to ``last/trainer_state.pt`` together with the optimizer, schedule, gradient-scaler and
 RNG states (:meth:`TrainerState.to_file`), and read back and checked in one place
 (:meth:`TrainerState.from_file`). The file holds only tensors and plain values, loaded with
-``torch.load(weights_only=True)`` (``model_dir.load_trainer_state``).
+``torch.load(weights_only=True)`` (``checkpoint.load_trainer_state``).
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ import torch
 
 from transduce.config import TrainingConfig
 from transduce.errors import TransduceError
-from transduce.model_dir import CONFIG, STATE, load_trainer_state, load_weights
+from transduce.checkpoint import STATE, load_trainer_state, load_weights
+from transduce.model_dir import CONFIG
 from transduce.training.distributed import World
 from transduce.yaml_io import load_yaml
 

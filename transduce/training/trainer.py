@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from transduce import model_dir as md
+from transduce import checkpoint as ck, model_dir as md
 from transduce.checkpoints import HIGHER_IS_BETTER, average_at_end, keep
 from transduce.config import EPOCHS, Config, save_config
 from transduce.data.batching import (Batch, attention_cost, batch_indices, training_pairs,
@@ -357,13 +357,13 @@ class Trainer:
         """:meth:`validate`'s work, on rank 0: dev scores, best/, the log."""
         st = self.state
         if self.dev is None:
-            md.save_checkpoint(self.model_dir / md.BEST, self.model, self._meta({}))
+            ck.save_checkpoint(self.model_dir / md.BEST, self.model, self._meta({}))
             return False
         tic = time.perf_counter()
         scores, translator, hyps = self.dev.score(self.model, self.device, self._autocast)
         better = st.validated(scores[self.metric], self.higher)
         if better:
-            md.save_checkpoint(self.model_dir / md.BEST, self.model, self._meta(scores))
+            ck.save_checkpoint(self.model_dir / md.BEST, self.model, self._meta(scores))
         keep(self.model_dir, self.model, self._meta(scores), self.cfg.training)
         self.schedule.validated(scores[self.metric])
         took = time.perf_counter() - tic
@@ -391,7 +391,7 @@ class Trainer:
         self.saved_at = self.state.elapsed
         rngs = [rng_state()] if initial else distributed.gather_state(rng_state())
         if self.world.main:
-            md.save_checkpoint(self.model_dir / md.LAST, self.model,
+            ck.save_checkpoint(self.model_dir / md.LAST, self.model,
                                self._meta({"best": self.state.best_score}),
                                self.state.to_file(self.components(), rngs, self.world.size))
 

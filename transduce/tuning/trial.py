@@ -9,7 +9,8 @@ from typing import Any
 
 import optuna
 
-from transduce.config import Config, Distribution, load_config
+from transduce.config import Config, load_config
+from transduce.search_space import Distribution
 from transduce.training.trainer import HIGHER_IS_BETTER, Trainer
 
 
