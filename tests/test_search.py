@@ -115,6 +115,23 @@ def test_no_repeat_ngram_blocks_repeats(model):
         assert len(grams) == len(set(grams))
 
 
+def _repeats(tokens, n=1):
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return len(grams) - len(set(grams))
+
+
+def test_greedy_blocks_repeats_as_beam_one_does(lively):
+    srcs = _sources(12)
+    assert sum(_repeats(h.tokens) for h in _run(lively, srcs, greedy)) > 0  # repeats unblocked
+    g = _run(lively, srcs, greedy, no_repeat_ngram_size=1)  # no token twice
+    assert all(_repeats(h.tokens) == 0 for h in g)
+    b = _run(lively, srcs, beam_search, beam_size=1, alpha=0.0, no_repeat_ngram_size=1)
+    assert [h.tokens for h in g] == [nb[0].tokens for nb in b]
+    sampled = _run(lively, srcs, greedy, sampling=True, no_repeat_ngram_size=1,
+                   generator=torch.Generator().manual_seed(0))
+    assert all(_repeats(h.tokens) == 0 for h in sampled)
+
+
 def test_attention_rows_are_distributions_over_the_source(model):
     srcs = _sources(4)
     for nb, s in zip(_run(model, srcs, beam_search, beam_size=3, return_attention=True), srcs):

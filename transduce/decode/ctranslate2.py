@@ -34,7 +34,7 @@ Where it can differ from transduce's own search:
 - n-best lists, below the top: when more than k hypotheses finish at the last step, CTranslate2
   keeps the k best by log-probability / length before transduce ranks them;
 - ``no_repeat_ngram_size``: CTranslate2 bans a token before the softmax (the others'
-  probabilities renormalized), transduce after it, and only in beam search;
+  probabilities renormalized), transduce after it;
 - attention: CTranslate2 4.8's beam search on the CPU gives a batch's sentences the first
   step's attention of another sentence (its first step runs before the beams are expanded), so
   with attention or a coverage penalty, beam search decodes one sentence at a time.

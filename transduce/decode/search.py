@@ -89,10 +89,11 @@ def _force_prefix(logp: torch.Tensor, sentences: list[int], prefix: list[list[in
 def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: list[int], *,
            sampling: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
            generator: torch.Generator | None = None, return_attention: bool = False,
-           src_ext: torch.Tensor | None = None,
-           prefix: list[list[int]] | None = None) -> list[Hypothesis]:
+           src_ext: torch.Tensor | None = None, prefix: list[list[int]] | None = None,
+           no_repeat_ngram_size: int = 0) -> list[Hypothesis]:
     """Greedy decoding (or ancestral sampling with ``sampling=True``), one hypothesis each.
-    ``prefix``: per sentence, target ids the output must start with (then it goes on freely)."""
+    ``prefix``: per sentence, target ids the output must start with (then it goes on freely);
+    ``no_repeat_ngram_size`` n > 0: no n-gram twice in an output."""
     batch = src.size(0)
     state = model.encode(src, src_lens, src_ext)
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
@@ -103,6 +104,7 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: 
     for t in range(max(max_lens)):
         logp, state, a, p_gen = model.step(prev, state)  # (rows, vocab [+ n_ext])
         _force_prefix(logp, active, prefix, t)
+        _ban_repeats(logp, [tokens[i] for i in active], no_repeat_ngram_size)
         a = _record(a, p_gen)
         nxt = _sample(logp, temperature, top_k, top_p, generator) if sampling \
             else logp.argmax(-1)
@@ -131,6 +133,15 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_lens: 
         out.append(Hypothesis(tokens[i], logprob[i] / length_penalty(length, 0.0), logprob[i],
                               a, c))
     return out
+
+
+def _ban_repeats(logp: torch.Tensor, histories: list[list[int]], n: int) -> None:
+    """Set to -inf, in each row of ``logp`` (rows, vocab), the tokens that would repeat an n-gram
+    of that row's history (n = 0: none)."""
+    for row, history in enumerate(histories if n > 0 else []):
+        banned = _banned_ngrams(history, n)
+        if banned:
+            logp[row, banned] = float("-inf")
 
 
 def _banned_ngrams(history: list[int], n: int) -> list[int]:
@@ -220,10 +231,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_l
             alive.coverage = alive.coverage + a.float().view(n, k, -1)
         a = _record(a, p_gen)
         if no_repeat_ngram_size > 0:
-            for row, hist in enumerate(alive.history.view(n * k, -1).tolist()):
-                banned = _banned_ngrams(hist, no_repeat_ngram_size)
-                if banned:
-                    logp[row, banned] = float("-inf")
+            _ban_repeats(logp, alive.history.view(n * k, -1).tolist(), no_repeat_ngram_size)
         if cons is not None:
             moves = cons.moves()
             cons.restrict(logp, t, [max_lens[i] for i in active], moves)

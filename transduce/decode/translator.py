@@ -133,7 +133,8 @@ class Translator:
             return [[h] for h in greedy(
                 self.model, batch.src, batch.src_lens, lens, sampling=d.sampling,
                 temperature=d.temperature, top_k=d.top_k, top_p=d.top_p, generator=generator,
-                return_attention=attention, src_ext=batch.src_ext, prefix=prefix)]
+                return_attention=attention, src_ext=batch.src_ext, prefix=prefix,
+                no_repeat_ngram_size=d.no_repeat_ngram_size)]
         return beam_search(
             self.model, batch.src, batch.src_lens, lens, beam_size=d.beam_size,
             n_best=d.n_best, alpha=d.length_penalty, beta=d.coverage_penalty,
