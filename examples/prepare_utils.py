@@ -151,9 +151,12 @@ def corpus_stats(out_dir: Path, src_lang: str, tgt_lang: str) -> str:
     return "\n".join(rows)
 
 
-def cli(description: str) -> argparse.Namespace:
-    """The options every ``prepare.py`` takes."""
+def cli(description: str, extra: Callable[[argparse.ArgumentParser], object] | None = None
+        ) -> argparse.Namespace:
+    """The options every ``prepare.py`` takes (``extra`` adds a script's own)."""
     parser = argparse.ArgumentParser(description=description)
+    if extra:
+        extra(parser)
     parser.add_argument("--out", type=Path, required=True, help="output folder (examples/<task>/data)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the files exist")
     parser.add_argument("--seed", type=int, default=1, help="seed of the split hash")

@@ -249,6 +249,21 @@ def test_example_config_matches_its_data(example):
     config.load_config(EXAMPLES / example / "config.yaml")  # the core's schema accepts it
 
 
+def test_finetune_example_fits_its_parent():
+    """examples/finetune-ui-es-en: the fine-tuning config keeps what fine-tuning must keep of
+    parent.yaml (network, tokenization: training/start.py's check), reads the Spanish catalogs
+    as Spanish→English, and starts from parent.yaml's model_dir."""
+    config = pytest.importorskip("transduce.config")
+    state = pytest.importorskip("transduce.training.state")
+    here = EXAMPLES / "finetune-ui-es-en"
+    parent, child = (config.load_config(here / f) for f in ("parent.yaml", "config.yaml"))
+    assert state.first_difference(parent.to_dict(), child.to_dict(), state.SAME_ON_RESUME) is None
+    assert child.training.init_from == parent.model_dir
+    assert (child.data.src_lang, child.data.tgt_lang) == ("es", "en")
+    assert "--lang es" in (here / "prepare.sh").read_text("utf-8")
+    assert child.data.train == "examples/finetune-ui-es-en/data/train"
+
+
 def test_data_folders_are_git_ignored():
     assert "*/data/" in (EXAMPLES / ".gitignore").read_text("utf-8").split()
 

@@ -3,8 +3,9 @@
 The catalogs come from a fixed list of Debian packages (:data:`PACKAGES`: GNU tools, GCC, Git,
 PostgreSQL, GTK, GIMP, VLC, GnuCash, Evolution, ...), read from
 ``/usr/share/locale/fr/LC_MESSAGES/*.mo`` as ``dpkg -L`` lists them, so the corpus does not depend
-on what else is installed.  A ``.mo`` file is parsed directly (:func:`read_mo`, the format is a
-header and two offset tables); no gettext tool is needed.
+on what else is installed. ``--lang es`` reads the Spanish catalogs instead (the fine-tuning
+example examples/finetune-ui-es-en uses them, as Spanish→English).  A ``.mo`` file is parsed
+directly (:func:`read_mo`, the format is a header and two offset tables); no gettext tool is needed.
 
 Each translated message gives one pair: the singular msgid (a message context is dropped; a plural
 entry contributes its singular and its first plural form) and its translation.  Whitespace is
@@ -24,7 +25,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prepare_utils import Pair, build, cli, held_out_size, normalize_space  # noqa: E402
 
-LANG = "fr"
 PACKAGES = [
     # in the base image
     "coreutils", "findutils", "grep", "sed", "tar", "diffutils", "make", "bash", "gettext",
@@ -36,13 +36,12 @@ PACKAGES = [
     "gnome-shell-common", "evolution-common", "gnucash-common", "audacity-data",
     "filezilla-common", "libsane-common", "vlc-l10n", "gimp-data",
 ]
-SRC_LANG, TGT_LANG = "en", "fr"  # file suffixes: train.en, train.fr
+SRC_LANG, TGT_LANG = "en", "fr"  # file suffixes: train.en, train.fr (--lang: another)
 MAX_WORDS = 250  # a few messages are whole help pages
 MO_MAGIC = 0x950412DE
 CHARSET_RE = re.compile(r"charset=([-\w.]+)", re.I)
 # a mnemonic marker: "_" (GTK) at the start of a word, or "&" (Qt, wxWidgets) before a letter
 MNEMONIC_RE = re.compile(r"(?:^|(?<=[\s(\[\"'«]))_(?=[^\W\d_])|&(?=[^\W\d_])")
-MO_PATH_RE = re.compile(rf"^/usr/share/locale/{LANG}/LC_MESSAGES/[^/]+\.mo$")
 
 
 def read_mo(data: bytes) -> list[tuple[str, str]]:
@@ -92,7 +91,7 @@ def letters(text: str) -> int:
 
 
 def message_pairs(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Cleaned (English, French) pairs of one catalog's entries: see the module docstring."""
+    """Cleaned (English, translation) pairs of one catalog's entries: see the module docstring."""
     out = []
     for msgid, msgstr in entries:
         if not msgid or not msgstr:
@@ -107,28 +106,31 @@ def message_pairs(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def catalogs(packages: list[str]) -> list[Path]:
-    """The French ``.mo`` files of ``packages``, sorted."""
+def catalogs(packages: list[str], lang: str) -> list[Path]:
+    """The ``.mo`` files of ``packages`` in language ``lang``, sorted."""
+    mo_path = re.compile(rf"^/usr/share/locale/{re.escape(lang)}/LC_MESSAGES/[^/]+\.mo$")
     out = subprocess.run(["dpkg", "-L", *packages], capture_output=True, text=True).stdout
-    return sorted({Path(p) for p in out.splitlines() if MO_PATH_RE.match(p) and Path(p).is_file()})
+    return sorted({Path(p) for p in out.splitlines() if mo_path.match(p) and Path(p).is_file()})
 
 
-def collect() -> list[Pair]:
-    paths = catalogs(PACKAGES)
+def collect(lang: str) -> list[Pair]:
+    paths = catalogs(PACKAGES, lang)
     pairs, entries = [], 0
     for path in paths:
         parsed = read_mo(path.read_bytes())
         entries += len(parsed)
         pairs += [Pair(src, src, tgt) for src, tgt in message_pairs(parsed)]
-    print(f"{len(paths)} French catalogs in {len(PACKAGES)} packages, {entries} entries, "
+    print(f"{len(paths)} '{lang}' catalogs in {len(PACKAGES)} packages, {entries} entries, "
           f"{len(pairs)} usable pairs")
     return pairs
 
 
 def main() -> None:
-    args = cli(__doc__.splitlines()[0])
+    args = cli(__doc__.splitlines()[0], lambda p: p.add_argument(
+        "--lang", default=TGT_LANG, help=f"the catalogs' language (default {TGT_LANG})"))
     size = lambda n: (held_out_size(n, 0.05, 1000),) * 2  # noqa: E731
-    build(collect, args.out, SRC_LANG, TGT_LANG, seed=args.seed, force=args.force, dev_test=size)
+    build(lambda: collect(args.lang), args.out, SRC_LANG, args.lang, seed=args.seed,
+          force=args.force, dev_test=size)
 
 
 if __name__ == "__main__":
