@@ -10,10 +10,11 @@ words, in reverse order), then ``transduce train CONFIG`` runs twice, each time 
 process and a new model_dir: the first run builds the training-data cache
 (``data/training_set.py``), the rerun finds it. Each run: a small model (embeddings 32, bi-LSTM
 32 per direction, decoder 64), word tokenizer, every other setting at its default (``copy:
-auto`` too), ``--steps`` updates of 64 sentences, one thread. Measured from outside: peak RSS (the child's ``ru_maxrss`` from
-``wait4``, file-backed pages included) and start-up time, from launch to the first update's
-record in metrics.jsonl (polled every 20 ms). ``--code DIR`` runs another checkout (the code
-before the cache: it holds every corpus in memory, so keep its sizes small).
+auto`` too), ``--steps`` updates of 64 sentences, one thread. Measured from outside: peak RSS
+(the child's ``ru_maxrss`` from ``wait4``, file-backed pages included) and start-up time, from
+launch to the first update's record in metrics.jsonl (polled every 20 ms). ``--code DIR`` runs
+another checkout (the code before the cache: it holds every corpus in memory, so keep its sizes
+small).
 
 Goals (issue #19): peak RSS at 10 M within 1.5 x the 0.1 M run's; rerun start-up under 10 s at
 10 M. The generated data and caches are kept in ``--work`` (delete it afterwards).
@@ -77,7 +78,7 @@ def run(cfg: Path, code: Path) -> dict:
     tic = time.perf_counter()
     with open(err_file, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "transduce", "train", str(cfg)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
+                                cwd=code, stdout=subprocess.DEVNULL, stderr=err)  # -m: cwd first
     first, status, usage = None, None, None
     while status is None:
         pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
