@@ -71,6 +71,9 @@ class DataConfig(Section):
     # pixels per side images are resized to; default: chosen from the training images' sizes
     image_size: Optional[Int] = Field(None, ge=16, le=1024, multiple_of=8)
     augment: Bool = True  # image sources: small random shifts and colour jitter in training
+    # the training-data cache (text corpora: checked, encoded pairs; data/training_set.py);
+    # default: transduce-cache/ in the folder of the first training corpus
+    cache_dir: Optional[str] = None
 
     def corpora(self) -> list[TrainCorpus]:
         """``data.train`` as a list of corpora (one of weight 1 for a plain prefix)."""

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from transduce.config import DataConfig
-from transduce.data.codec import Codec, encode_pairs
-from transduce.data.corpus import Part, filter_pairs
+from transduce.data.codec import Codec
+from transduce.data.corpus import filter_pairs
 from transduce.data.images import Images, cells
 from transduce.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
 
@@ -86,8 +86,10 @@ def _with_targets(src: torch.Tensor, src_lens: torch.Tensor, tgt: list | None,
 
 
 class Pairs:
-    """Encoded training pairs as int64 arrays with their lengths; :meth:`batch` pads some.
-    ``ext``: with copy, the sources as extended target ids (see ``data/vocabulary.py``)."""
+    """Encoded pairs in memory (the dev set's) as int64 arrays with their lengths; :meth:`batch`
+    pads some. ``ext``: with copy, the sources as extended target ids (see
+    ``data/vocabulary.py``). The training pairs of a text corpus are read from the cache:
+    ``binarized.BinarizedPairs``, with the same attributes."""
 
     def __init__(self, src: list[list[int]], tgt: list[list[int]],
                  ext: list[list[int]] | None = None):
@@ -96,32 +98,7 @@ class Pairs:
         self.ext = arrays(ext) if ext is not None else None
         self.src_lens = np.array([len(s) for s in self.src])
         self.tgt_lens = np.array([len(s) for s in self.tgt])
-        self.weights: np.ndarray | None = None  # per pair, of several weighted corpora
-
-    @classmethod
-    def concat(cls, corpora: list["Pairs"], weights: list[float]) -> "Pairs":
-        """The pairs of several corpora, one after another, each pair weighted by its
-        corpus's weight (:func:`batch_indices` samples an epoch by them)."""
-        ext = [e for p in corpora for e in p.ext] if corpora[0].ext is not None else None
-        pairs = cls([s for p in corpora for s in p.src], [t for p in corpora for t in p.tgt], ext)
-        pairs.weights = np.concatenate([np.full(len(p.src), float(w))
-                                        for p, w in zip(corpora, weights)])
-        return pairs
-
-    @classmethod
-    def from_text(cls, src_lines: list[str], tgt_lines: list[str], src: Codec, tgt: Codec,
-                  cfg: DataConfig, src_path: Path, copy: bool = False) -> "Pairs":
-        """Tokenized, filtered (empty pairs and over-long targets, see ``corpus.filter_pairs``),
-        sources cut to ``data.max_src_len``, encoded training pairs."""
-        src_tok = [src.tokenize(s) for s in src_lines]
-        tgt_tok = [tgt.tokenize(s) for s in tgt_lines]
-        keep, _ = filter_pairs(src_tok, tgt_tok, cfg.max_src_len, cfg.max_tgt_len, src_path,
-                               cfg.skip_bad_pairs)
-        pairs = cls(*encode_pairs([src_tok[i][:cfg.max_src_len] for i in keep],
-                                  [tgt_tok[i] for i in keep], src.vocab, tgt.vocab, copy)[:3])
-        log.info("training data: %d pairs from %s (mean %.1f source / %.1f target tokens)",
-                 len(keep), src_path, pairs.src_lens.mean(), pairs.tgt_lens.mean())
-        return pairs
+        self.weights: np.ndarray | None = None  # one corpus
 
     def batch(self, idx: np.ndarray) -> Batch:
         return make_batch([self.src[i] for i in idx], [self.tgt[i] for i in idx],
@@ -159,24 +136,6 @@ class ImagePairs:
 
     def batch(self, idx: np.ndarray) -> Batch:
         return image_batch(self.images.batch(idx, self.train), [self.tgt[i] for i in idx])
-
-
-def training_pairs(src_lines: list[str], tgt_lines: list[str], src: Codec, tgt: Codec,
-                   cfg: DataConfig, parts: list[Part], copy: bool = False) -> Pairs | ImagePairs:
-    """The encoded training pairs of a text or (``data.src_type: image``) image corpus; of
-    several text corpora (``parts``, from ``corpus.read_corpora``) with their weights."""
-    if cfg.src_type == "image":
-        return ImagePairs.from_lists(src_lines, tgt_lines, tgt, cfg, parts[0].src_path,
-                                     train=True)
-    each = [Pairs.from_text(src_lines[p.start:p.end], tgt_lines[p.start:p.end], src, tgt, cfg,
-                            p.src_path, copy) for p in parts]
-    if len(parts) == 1 and parts[0].weight == 1:
-        return each[0]
-    mass = [p.weight * len(e.src) for p, e in zip(parts, each)]
-    log.info("training corpora, share of an epoch: %s", "; ".join(
-        f"{p.src_path} {len(e.src)} pairs x {p.weight:g} = {100 * m / sum(mass):.1f} %"
-        for p, e, m in zip(parts, each, mass)))
-    return Pairs.concat(each, [p.weight for p in parts])
 
 
 def attention_cost(attention: str, hidden_size: int, embedding_size: int,
@@ -222,16 +181,16 @@ def batch_indices(src_lens: np.ndarray, tgt_lens: np.ndarray, *, batch_size: int
     """
     n = len(src_lens)  # examples; an epoch holds ``len(order)`` of them
     src_lens, tgt_lens = np.asarray(src_lens), np.asarray(tgt_lens)
-    lengths = np.maximum(src_lens, tgt_lens + 1)
     rng = np.random.default_rng([seed, epoch])
     if weights is None:
-        order = rng.permutation(n) if shuffle else np.arange(n)
+        order = _permutation(rng, n) if shuffle else np.arange(n, dtype=_index_dtype(n))
     else:  # each example floor(w) times, and once more with probability w - floor(w)
         whole = np.floor(weights)
-        order = np.repeat(np.arange(n), (whole + (rng.random(n) < weights - whole)).astype(int))
-        order = order[rng.permutation(len(order))] if shuffle else order
+        order = np.repeat(np.arange(n, dtype=_index_dtype(n)),
+                          (whole + (rng.random(n) < weights - whole)).astype(int))
+        order = order[_permutation(rng, len(order))] if shuffle else order
     if batch_tokens:
-        mean = max(1, int(lengths.mean())) if n else 1
+        mean = max(1, int(np.maximum(src_lens, tgt_lens + 1).mean())) if n else 1
         pool = max(1, pool_batches * max(1, batch_tokens // mean))
     else:
         pool = pool_batches * batch_size
@@ -239,17 +198,30 @@ def batch_indices(src_lens: np.ndarray, tgt_lens: np.ndarray, *, batch_size: int
     for start in range(0, len(order), pool):
         chunk = order[start:start + pool]
         # stable sort by (tgt_len, src_len): the decoder's step loop pays for target padding,
-        # the packed encoder does not pay for source padding; ties keep their shuffled order
-        chunk = chunk[np.lexsort((src_lens[chunk], tgt_lens[chunk]))]
+        # the packed encoder does not pay for source padding; ties keep their shuffled order.
+        # Sorted in place: the batches are views of ``order`` (4 bytes an example in all)
+        chunk[:] = chunk[np.lexsort((src_lens[chunk], tgt_lens[chunk]))]
         if batch_tokens:
             batches.extend(_cut_by_cost(chunk, src_lens[chunk], tgt_lens[chunk] + 1, batch_tokens,
                                         att_cost, max_sentences or len(chunk)))
         else:
             batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
     if shuffle:
-        perm = rng.permutation(len(batches))
+        perm = _permutation(rng, len(batches))
         batches = [batches[i] for i in perm]
     return batches
+
+
+def _index_dtype(n: int) -> type:
+    return np.int32 if n < 2 ** 31 else np.int64
+
+
+def _permutation(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``rng.permutation(n)``, the same draws, as int32 where it fits (half the memory of an
+    epoch's order on a large corpus)."""
+    out = np.arange(n, dtype=_index_dtype(n))
+    rng.shuffle(out)
+    return out
 
 
 def _cut_by_cost(idx: np.ndarray, src: np.ndarray, tgt: np.ndarray, budget: int,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+from itertools import chain
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from transduce.config import DataConfig
-from transduce.data.corpus import resolve_pair
+from transduce.data.corpus import Lines, resolve_pair
 from transduce.data.tokenizers import SentencePieceTokenizer, Tokenizer, make_tokenizer
 from transduce.data.vocabulary import (MAX_TOKEN_LEN, SPECIALS, Vocabulary, read_token_list,
                                        source_ext_ids, target_ext_ids)
@@ -22,6 +24,11 @@ log = logging.getLogger("transduce")
 SIDES = ("src", "tgt")
 CODEC_FILES = tuple(f"{kind}.{side}.{ext}" for kind, ext in (("vocab", "txt"), ("spm", "model"))
                     for side in SIDES)
+
+# the data settings build_codecs reads (with the training text): a change builds other codecs
+CODEC_KEYS = ("tokenizer", "src_tokenizer", "tgt_tokenizer", "lowercase", "vocab_size",
+              "spm_model_type", "spm_max_sentences", "min_freq", "max_vocab_size", "shared_vocab",
+              "spm_model", "vocab_file", "src_type")
 
 
 class Codec:
@@ -100,13 +107,17 @@ def check_vocabulary(vocab: Vocabulary, name: str, cfg: DataConfig) -> None:
                     cfg.max_vocab_size)
 
 
-def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
-                 tgt_lines: list[str]) -> tuple[Codec, Codec]:
+def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: Iterable[str],
+                 tgt_lines: Iterable[str]) -> tuple[Codec, Codec]:
     """Build tokenizers and vocabularies from training text and save them in ``model_dir``.
 
-    Everything is built and checked first (:func:`check_vocabulary`, SentencePiece's failures:
-    see ``tokenizers.py``) and written only then, so a failure writes no codec file."""
+    The lines are read as streams, each side a few times (lists, or
+    :class:`~transduce.data.corpus.Lines` over the files): words and characters are counted line
+    by line, SentencePiece trains on a sample (``data.spm_max_sentences``). Everything is built
+    and checked first (:func:`check_vocabulary`, SentencePiece's failures: see
+    ``tokenizers.py``) and written only then, so a failure writes no codec file."""
     text = {"src": src_lines, "tgt": tgt_lines}
+    both = Lines(lambda: chain(src_lines, tgt_lines))
     kinds = {side: _kind(cfg, side) for side in SIDES}  # config.py checks shared_vocab's
     names = _names(cfg)
     tokenizers: dict[str, Tokenizer] = {}
@@ -121,9 +132,9 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
                 tokenizers[side] = SentencePieceTokenizer(
                     spm_file, cfg.lowercase, model_proto=tokenizers["src"].model_proto)
                 continue
-            lines = src_lines + tgt_lines if cfg.shared_vocab else text[side]
-            log.info("training sentencepiece (%s, %d pieces) on %d %s lines", cfg.spm_model_type,
-                     cfg.vocab_size, len(lines), "src+tgt" if cfg.shared_vocab else side)
+            lines = both if cfg.shared_vocab else text[side]
+            log.info("training sentencepiece (%s, %d pieces) on the %s lines",
+                     cfg.spm_model_type, cfg.vocab_size, "src+tgt" if cfg.shared_vocab else side)
             tokenizers[side] = SentencePieceTokenizer.train(
                 lines, spm_file, cfg.vocab_size, cfg.spm_model_type, cfg.spm_max_sentences,
                 lowercase=cfg.lowercase, name=names["shared" if cfg.shared_vocab else side],
@@ -131,8 +142,8 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
         else:
             tokenizers[side] = make_tokenizer(kinds[side], cfg.lowercase)
 
-    def tokens(side: str) -> list[list[str]]:
-        return [tokenizers[side].tokenize(ln) for ln in text[side]]
+    def tokens(side: str) -> Iterator[list[str]]:
+        return map(tokenizers[side].tokenize, text[side])
 
     vocabs: dict[str, Vocabulary] = {}
     for side in SIDES:
@@ -140,18 +151,19 @@ def build_codecs(cfg: DataConfig, model_dir: Path, src_lines: list[str],
         if given:
             vocabs[side] = (vocabs["src"] if cfg.shared_vocab and side == "tgt" else
                             read_token_list(Path(given)))
-            toks = [t for line in tokens(side) for t in line]
-            unk = sum(t not in vocabs[side].stoi for t in toks)
+            stoi, n, unk = vocabs[side].stoi, 0, 0
+            for line in tokens(side):
+                n += len(line)
+                unk += sum(t not in stoi for t in line)
             log.info("%s vocabulary: %d types from %s (data.vocab_file), %d of %d training "
-                     "tokens unknown", side, len(vocabs[side]) - len(SPECIALS), given, unk,
-                     len(toks))
-            if 2 * unk > len(toks):
+                     "tokens unknown", side, len(vocabs[side]) - len(SPECIALS), given, unk, n)
+            if 2 * unk > n:
                 log.warning("%s: more than half of the %s training tokens (%d of %d) are not in "
                             "it and read as <unk>; is it the vocabulary of this tokenizer and "
-                            "language?", given, side, unk, len(toks))
+                            "language?", given, side, unk, n)
     if cfg.shared_vocab and not vocabs:
-        shared = Vocabulary.build(tokens("src") + tokens("tgt"), cfg.min_freq, cfg.max_vocab_size,
-                                  name=names["shared"])
+        shared = Vocabulary.build(chain(tokens("src"), tokens("tgt")), cfg.min_freq,
+                                  cfg.max_vocab_size, name=names["shared"])
         check_vocabulary(shared, names["shared"], cfg)
         vocabs = {"src": shared, "tgt": shared}
     else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
 from transduce.config import Config
 
@@ -42,19 +43,41 @@ class Profile:
 def profile(src: list[str], tgt: list[str], sample: int = SAMPLE, seed: int = 1) -> Profile:
     """Measure up to ``sample`` pairs of line-aligned ``src``/``tgt`` (picked with ``seed``, so
     the same corpus always gives the same profile). Empty pairs are left out."""
-    idx = [i for i in range(len(src)) if src[i].strip() and tgt[i].strip()]
-    if len(idx) > sample:
-        idx = sorted(random.Random(seed).sample(idx, sample))
+    nonempty = sum(1 for s, t in zip(src, tgt) if s.strip() and t.strip())
+    return measure(pick(zip(src, tgt), nonempty, sample, seed))
+
+
+def pick(pairs: Iterable[tuple[str, str]], nonempty: int, sample: int = SAMPLE,
+         seed: int = 1) -> list[tuple[str, str]]:
+    """The pairs :func:`profile` measures, in corpus order, read in one pass over ``pairs``
+    whose ``nonempty`` non-empty pairs were counted before (a corpus too large for memory is
+    read twice, never held): all of them, or ``sample`` of them picked with ``seed``."""
+    chosen = (iter(sorted(random.Random(seed).sample(range(nonempty), sample)))
+              if nonempty > sample else iter(range(nonempty)))
+    want, j, out = next(chosen, -1), 0, []
+    for s, t in pairs:
+        if want < 0:
+            break
+        if s.strip() and t.strip():
+            if j == want:
+                out.append((s, t))
+                want = next(chosen, -1)
+            j += 1
+    return out
+
+
+def measure(pairs: list[tuple[str, str]]) -> Profile:
+    """The :class:`Profile` of the (non-empty) ``pairs``."""
     copied = n_src = n_tgt = 0
     words_t = 0
-    for i in idx:
-        words, t = set(WORD.findall(src[i])), WORD.findall(tgt[i])
-        copied += sum(w in words for w in t)
-        words_t += len(t)
-        n_src += len(src[i].split())
-        n_tgt += len(tgt[i].split())
-    n = max(len(idx), 1)
-    return Profile(len(idx), copied / max(words_t, 1), n_tgt / max(n_src, 1), n_src / n,
+    for s, t in pairs:
+        words, t_words = set(WORD.findall(s)), WORD.findall(t)
+        copied += sum(w in words for w in t_words)
+        words_t += len(t_words)
+        n_src += len(s.split())
+        n_tgt += len(t.split())
+    n = max(len(pairs), 1)
+    return Profile(len(pairs), copied / max(words_t, 1), n_tgt / max(n_src, 1), n_src / n,
                    n_tgt / n)
 
 
@@ -69,18 +92,20 @@ def decide_copy(p: Profile) -> tuple[bool, bool, str]:
     return True, False, f"{share}: copy on"
 
 
-def resolve_auto(config: Config, src: list[str], tgt: list[str]) -> tuple[Config, str]:
+def resolve_auto(config: Config, src: list[str], tgt: list[str],
+                 measured: Profile | None = None) -> tuple[Config, str]:
     """``config`` with ``model.copy`` / ``model.coverage: auto`` decided from the training pairs
     (:func:`decide_copy`; coverage needs mlp attention), and the decision with its reason for the
     log ("" when nothing was auto). Settings the user gave stay as they are; the result is what
-    config.yaml records."""
+    config.yaml records. ``measured``: the pairs' profile when it is known already (the
+    training-data cache's), else it is measured on ``src``/``tgt``."""
     m = config.model
     if "auto" not in (m.copy, m.coverage):
         return config, ""
     if config.data.src_type == "image":
         copy, coverage, why = False, False, "image sources have no tokens to copy"
     else:
-        p = profile(src, tgt)
+        p = measured or profile(src, tgt)
         copy, coverage, why = decide_copy(p)
         why += f", in {p.pairs} sampled pairs"
     copy = copy and m.attention != "none" and m.arch == "rnn" if m.copy == "auto" else m.copy

@@ -15,7 +15,9 @@ import logging
 import random
 import re
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Iterable, Iterator, Protocol
+
+import numpy as np
 
 from transduce.errors import TransduceError
 
@@ -107,7 +109,9 @@ class SentencePieceTokenizer:
               lowercase: bool = False, name: str = "the training text",
               write: bool = True) -> "SentencePieceTokenizer":
         """Train on ``lines`` (sampled to ``max_sentences``) and write ``model_file`` (or only
-        keep its bytes, with ``write=False``). ``name`` says whose text it is, for the messages:
+        keep its bytes, with ``write=False``). ``lines`` is read twice, as a stream (a list, or
+        :class:`~transduce.data.corpus.Lines` over files): once to count, once to pick the
+        sample, the only lines held in memory. ``name`` says whose text it is, for the messages:
         no non-blank line, every line over SentencePiece's byte limit, ``vocab_size`` below the
         character set (or another failure of SentencePiece) are errors; lines over the byte
         limit and fewer pieces than ``vocab_size`` are warnings."""
@@ -115,26 +119,34 @@ class SentencePieceTokenizer:
 
         import sentencepiece as spm
 
-        lines = [ln.lower() if lowercase else ln for ln in lines if ln.strip()]
-        if not lines:
+        def nonblank() -> Iterator[str]:
+            return (ln.lower() if lowercase else ln for ln in lines if ln.strip())
+
+        n, kept, shortest, longest = 0, 0, None, 0
+        for ln in nonblank():
+            size = len(ln.encode("utf-8"))
+            n, kept = n + 1, kept + (size <= SPM_MAX_BYTES)
+            shortest, longest = min(size, shortest or size), max(size, longest)
+        if not n:
             raise TransduceError(f"{name}: every line is blank; SentencePiece has no text to "
                                  "learn pieces from: check the files")
-        sizes = [len(ln.encode("utf-8")) for ln in lines]
-        kept = [ln for ln, n in zip(lines, sizes) if n <= SPM_MAX_BYTES]
         if not kept:
             raise TransduceError(
                 f"{name}: every line is over SentencePiece's limit of {SPM_MAX_BYTES} bytes (the "
-                f"shortest has {min(sizes)}); split the text into sentences, one per line")
-        if len(kept) < len(lines):
+                f"shortest has {shortest}); split the text into sentences, one per line")
+        if kept < n:
             log.warning("%s: %d of %d lines are over SentencePiece's limit of %d bytes (the "
                         "longest has %d) and are left out of its training; split them into "
-                        "sentences", name, len(lines) - len(kept), len(lines), SPM_MAX_BYTES,
-                        max(sizes))
-        lines = kept
-        if len(lines) > max_sentences:
-            lines = random.Random(seed).sample(lines, max_sentences)
+                        "sentences", name, n - kept, n, SPM_MAX_BYTES, longest)
+        fitting = (ln for ln in nonblank() if len(ln.encode("utf-8")) <= SPM_MAX_BYTES)
+        if kept > max_sentences:
+            log.info("%s: SentencePiece trains on %d of the %d lines, sampled", name,
+                     max_sentences, kept)
+            sentences: Iterator[str] = iter(sampled(fitting, kept, max_sentences, seed))
+        else:
+            sentences = fitting
         model = io.BytesIO()
-        kwargs = dict(sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size,
+        kwargs = dict(sentence_iterator=sentences, model_writer=model, vocab_size=vocab_size,
                       model_type=model_type, character_coverage=1.0, pad_id=-1,
                       bos_id=-1, eos_id=-1, unk_id=0, num_threads=2, minloglevel=2,
                       hard_vocab_limit=False)
@@ -152,6 +164,20 @@ class SentencePieceTokenizer:
         if write:
             tok.save()
         return tok
+
+
+def sampled(lines: Iterable[str], n: int, k: int, seed: int) -> list[str]:
+    """``random.Random(seed).sample`` of the ``n`` ``lines`` (``k`` of them, in the order it
+    picks them), read as a stream: only the sample is held."""
+    picked = np.array(random.Random(seed).sample(range(n), k))
+    order = np.argsort(picked)
+    positions, out = picked[order], [""] * k
+    at = 0
+    for i, ln in enumerate(lines):
+        if at < k and positions[at] == i:
+            out[order[at]] = ln
+            at += 1
+    return out
 
 
 def _train_error(message: str, name: str, vocab_size: int) -> TransduceError:

@@ -18,7 +18,8 @@ import torch
 
 from transduce import checkpoint as ck, model_dir as md
 from transduce.config import Config
-from transduce.data.codec import Codec, build_codecs, copy_codecs, has_codecs, load_codecs
+from transduce.data.codec import Codec, copy_codecs, has_codecs, load_codecs
+from transduce.data.training_set import TrainingSet
 from transduce.errors import TransduceError
 from transduce.training.distributed import World
 from transduce.training.state import (SAME_ON_RESUME, TrainerState, first_difference,
@@ -68,17 +69,17 @@ def check_parent(config: Config) -> None:
                              f"parent's network and vocabularies: set it to {shown(a)}")
 
 
-def codecs(config: Config, model_dir: Path, out: Path, resuming: bool, src: list[str],
-           tgt: list[str]) -> tuple[Codec, Codec]:
+def codecs(config: Config, model_dir: Path, out: Path, resuming: bool,
+           train: TrainingSet) -> tuple[Codec, Codec]:
     """The run's tokenizers and vocabularies: model_dir's own on resume, the parent's (copied to
-    ``out``) with init_from, else built from the training text ``src``/``tgt``."""
+    ``out``) with init_from, else built from the training text (or the cache's) into ``out``."""
     if resuming and has_codecs(model_dir):
         return load_codecs(config.data, model_dir)
     if config.training.init_from:
         parent_dir, _ = parent(config.training.init_from)
         copy_codecs(parent_dir, out)
         return load_codecs(config.data, out)
-    return build_codecs(config.data, out, src, tgt)
+    return train.codecs(config.data, out)
 
 
 def start(config: Config, resume_from: Path | None, model: torch.nn.Module,

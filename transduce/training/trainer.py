@@ -23,11 +23,11 @@ from torch.nn.parallel import DistributedDataParallel
 from transduce import checkpoint as ck, model_dir as md
 from transduce.checkpoints import HIGHER_IS_BETTER, average_at_end, keep
 from transduce.config import EPOCHS, Config, save_config
-from transduce.data.batching import (Batch, attention_cost, batch_indices, training_pairs,
-                                     warn_oversized)
-from transduce.data.corpus import Part, read_corpora
+from transduce.data.batching import Batch, attention_cost, batch_indices, warn_oversized
+from transduce.data.corpus import read_dev
 from transduce.data.images import resolve_image_size
 from transduce.data.profile import resolve_auto
+from transduce.data.training_set import TrainingSet
 from transduce.decode.translator import Translator
 from transduce.errors import TransduceError
 from transduce.model.seq2seq import build_model
@@ -60,11 +60,12 @@ class Trainer:
         self.model_dir = Path(config.model_dir)
         md.check_model_dir(self.model_dir)
 
-        # ---- data (read before model_dir is touched) --------------------------------------
-        (train_src, train_tgt), parts, dev = read_corpora(config.data)
-        config, size_note = resolve_image_size(config, train_src, parts[0].src_path)
+        # ---- data (read and checked, or known from the cache, before model_dir is touched) ----
+        train = TrainingSet.read(config.data)
+        dev = read_dev(config.data)
+        config, size_note = resolve_image_size(config, train.text.src, train.text.parts[0].src_path)
         config = inherit(config)  # with init_from, the parent's copy and coverage
-        config, auto_note = resolve_auto(config, train_src, train_tgt)  # model.copy: auto
+        config, auto_note = resolve_auto(config, train.text.src, train.text.tgt, train.profile)
         self.cfg, self.notes = config, [note for note in (size_note, auto_note) if note]
 
         # ---- model_dir (under torchrun: rank 0 alone, the other ranks wait for it) ------------
@@ -82,7 +83,7 @@ class Trainer:
         self.run_log = RunLog(self.model_dir, main, self.out)
         self.board: Board | None = None
         try:
-            self._setup(train_src, train_tgt, parts, dev)
+            self._setup(train, dev)
             if self.out != self.model_dir:  # --overwrite: the new run has started
                 md.replace_run(self.model_dir, self.out)
             self._join_ranks()
@@ -92,9 +93,8 @@ class Trainer:
                 shutil.rmtree(self.out, ignore_errors=True)
             raise
 
-    def _setup(self, train_src: list[str], train_tgt: list[str], parts: list[Part],
-               dev: tuple[list[str], list[str]] | None) -> None:
-        config, t, d = self.cfg, self.cfg.training, self.cfg.data
+    def _setup(self, train: TrainingSet, dev: tuple[list[str], list[str]] | None) -> None:
+        config, t = self.cfg, self.cfg.training
         for note in self.notes:
             log.info(note)  # here, so that train.log holds it too
         if t.threads:
@@ -107,9 +107,8 @@ class Trainer:
 
         # ---- vocabularies and training pairs -------------------------------------------------
         self.src, self.tgt = codecs(config, self.model_dir, self.out, bool(self.resume_from),
-                                    train_src, train_tgt)  # built, resumed or the parent's
-        self.data = training_pairs(train_src, train_tgt, self.src, self.tgt, d, parts,
-                                   config.model.copy)
+                                    train)  # built (or from the cache), resumed or the parent's
+        self.data = train.pairs(config.data, self.src, self.tgt, config.model.copy)
         if self.resume_from:
             check_same_run(self.model_dir, config.to_dict(), self.resume_from, DATA_ON_RESUME)
 
