@@ -250,18 +250,26 @@ def test_example_config_matches_its_data(example):
 
 
 def test_finetune_example_fits_its_parent():
-    """examples/finetune-ui-es-en: the fine-tuning config keeps what fine-tuning must keep of
-    parent.yaml (network, tokenization: training/start.py's check), reads the Spanish catalogs
-    as Spanish→English, and starts from parent.yaml's model_dir."""
+    """examples/finetune-ui-es-en: both fine-tuning configs keep what fine-tuning must keep of
+    parent.yaml (network, tokenization: training/start.py's check), read the Spanish catalogs
+    as Spanish→English, and start from parent.yaml's model_dir; mixed.yaml adds the parent's
+    corpus at half weight."""
     config = pytest.importorskip("transduce.config")
     state = pytest.importorskip("transduce.training.state")
     here = EXAMPLES / "finetune-ui-es-en"
-    parent, child = (config.load_config(here / f) for f in ("parent.yaml", "config.yaml"))
-    assert state.first_difference(parent.to_dict(), child.to_dict(), state.SAME_ON_RESUME) is None
-    assert child.training.init_from == parent.model_dir
-    assert (child.data.src_lang, child.data.tgt_lang) == ("es", "en")
+    parent, child, mixed = (config.load_config(here / f)
+                            for f in ("parent.yaml", "config.yaml", "mixed.yaml"))
+    for run in (child, mixed):
+        assert state.first_difference(parent.to_dict(), run.to_dict(),
+                                      state.SAME_ON_RESUME) is None
+        assert run.training.init_from == parent.model_dir
+        assert (run.data.src_lang, run.data.tgt_lang) == ("es", "en")
     assert "--lang es" in (here / "prepare.sh").read_text("utf-8")
     assert child.data.train == "examples/finetune-ui-es-en/data/train"
+    # mixed.yaml: the same UI strings plus the parent's own corpus at a lower weight
+    assert [(c.path, c.weight) for c in mixed.data.train] == [
+        (child.data.train, 1), (parent.data.train, 0.5)]
+    assert mixed.model_dir != child.model_dir
 
 
 def test_data_folders_are_git_ignored():
