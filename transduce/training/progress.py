@@ -118,7 +118,9 @@ class Progress:
     """A rich progress bar on a terminal (rank 0's); nothing otherwise (the log lines carry the
     numbers)."""
 
-    def __init__(self, total: int, done: int, show: bool = True):
+    def __init__(self, total: int, done: int, show: bool = True, ends_at_total: bool = True):
+        """``total`` updates, ``done`` of them already; ``ends_at_total`` False when ``total`` is
+        only the schedules' horizon of a run that a time budget ends."""
         self.bar = None
         if show and sys.stderr.isatty():
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -129,7 +131,7 @@ class Progress:
                                 transient=True)
             self.task = self.bar.add_task("", total=total, completed=done)
             self.bar.start()
-        self.total = total
+        self.total, self.ends_at_total = total, ends_at_total
 
     def update(self, step: int) -> None:
         if self.bar:
@@ -138,9 +140,10 @@ class Progress:
     def report(self, record: dict, elapsed: float, max_minutes: float | None) -> None:
         """A :meth:`Window.event` as the log line and the bar's description; the time left is
         that of the updates so far per update, or what max_minutes leaves if that is less."""
-        left = (self.total - record["step"]) * elapsed / max(record["step"], 1)
+        left = max(0, self.total - record["step"]) * elapsed / max(record["step"], 1)
         if max_minutes:
-            left = min(left, max(0.0, 60 * max_minutes - elapsed))
+            budget = max(0.0, 60 * max_minutes - elapsed)
+            left = min(left, budget) if self.ends_at_total else budget
         eta = time.strftime("%H:%M:%S", time.gmtime(left))
         if self.bar:
             self.bar.update(self.task, description=f"loss {record['loss']:.3f} | "

@@ -251,7 +251,8 @@ class Trainer:
                 reason = st.stop_reason(t, resumed=True)
                 if reason:
                     log.info("nothing left to train at step %d (%s)", st.step, reason)
-                progress = Progress(self.total_steps, st.step, self.world.main)
+                progress = Progress(self.total_steps, st.step, self.world.main,
+                                    bool(t.max_steps) or math.isfinite(t.epoch_limit))
                 self.window = Window()  # sums since the last log line, across epochs
                 try:
                     while not reason and st.epoch < t.epoch_limit:
