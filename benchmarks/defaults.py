@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import yaml  # noqa: E402
 import peers  # noqa: E402  (shared helpers: PeakMemory, steady, uptime, the fairseq install)
 from peers import log, steady, uptime  # noqa: E402
 
@@ -44,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "defaults"
 QUICK_MINUTES = 0.5
 QUICK_TEST = 100  # --quick decodes the first 100 test pairs only
-SYSTEMS = ("new", "old", "fairseq")
+SYSTEMS = ("new", "init", "old", "fairseq")  # ``--label`` names variants of new/init too
 
 
 @dataclass(frozen=True)
@@ -237,14 +238,44 @@ def plain_config(corpus: Corpus, minutes: float, model_dir: Path) -> dict:
             "training": {"max_minutes": minutes}}
 
 
+def set_keys(cfg: dict, overrides: list[str]) -> dict:
+    """``SECTION.KEY=VALUE`` overrides (values read as YAML) applied to a config dict."""
+    for item in overrides:
+        key, _, value = item.partition("=")
+        *sections, last = key.split(".")
+        node = cfg
+        for sec in sections:
+            node = node.setdefault(sec, {})
+        node[last] = yaml.safe_load(value)
+    return cfg
+
+
 class TransduceSystem:
     """transduce from a source tree (``new``: this working tree), run by the venv's python with
-    the tree first on PYTHONPATH and the working directory in the run folder."""
+    the tree first on PYTHONPATH and the working directory in the run folder. ``init``: the
+    config ``transduce init`` writes for the corpus (given its dev split), with the budget set
+    to ``--minutes``. ``overrides`` (``--set``) change either config; such a variant is stored
+    under its ``--label``."""
 
-    def __init__(self, name: str, tree: Path, python: Path, cache: Path):
+    def __init__(self, name: str, tree: Path, python: Path, cache: Path,
+                 overrides: list[str] = (), from_init: bool = False):
         self.name, self.tree, self.python = name, tree.resolve(), python
-        self.cache = cache
+        self.cache, self.overrides, self.from_init = cache, list(overrides), from_init
         self.env = {"PYTHONPATH": str(self.tree)}
+
+    def config(self, corpus: Corpus, minutes: float, run_dir: Path) -> dict:
+        model_dir = run_dir / "model"
+        if not self.from_init:
+            return set_keys(plain_config(corpus, minutes, model_dir), self.overrides)
+        written = run_dir / "init.yaml"
+        written.unlink(missing_ok=True)
+        sh([self.python, "-m", "transduce", "init", corpus.data / "train", "--src", corpus.src,
+            "--tgt", corpus.tgt, "--dev", corpus.data / "dev", "-o", written], run_dir,
+           out=run_dir / "init.out", env=self.env)
+        cfg = yaml.safe_load(written.read_text())
+        cfg["model_dir"] = str(model_dir)
+        cfg["training"]["max_minutes"] = minutes
+        return set_keys(cfg, self.overrides)
 
     def run_dir(self, corpus: Corpus, minutes: float) -> Path:
         return self.cache / "runs" / self.name / f"{corpus.name}-{minutes:g}m"
@@ -266,7 +297,7 @@ class TransduceSystem:
         model_dir = run_dir / "model"
         run_dir.mkdir(parents=True, exist_ok=True)
         imported = self.check_tree(run_dir)
-        cfg = plain_config(corpus, minutes, model_dir)
+        cfg = self.config(corpus, minutes, run_dir)
         cfg_path = run_dir / "config.yaml"
         cfg_path.write_text(json.dumps(cfg, indent=2))  # JSON is YAML
         log(f"{self.name}/{corpus.name}: training {minutes:g} min ({uptime()})")
@@ -458,7 +489,8 @@ def table(results: list[dict], minutes: float | None = None) -> str:
                       if minutes is None or r["minutes"] == minutes})
     for mins, quick in budgets:
         rs = [r for r in results if (r["minutes"], r["quick"]) == (mins, quick)]
-        systems = [s for s in SYSTEMS if any(r["system"] == s for r in rs)]
+        systems = [s for s in SYSTEMS if any(r["system"] == s for r in rs)] + sorted(
+            {r["system"] for r in rs} - set(SYSTEMS))
         by = {(r["corpus"], r["system"]): r for r in rs}
         corpora = [c for c in SUITE if any(r["corpus"] == c for r in rs)]
         test = f"first {QUICK_TEST} test pairs" if quick else "test split"
@@ -515,6 +547,10 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"{QUICK_MINUTES} min per corpus unless --minutes, first {QUICK_TEST} "
                          "test pairs")
     ap.add_argument("--corpora", help=f"comma-separated subset of {','.join(SUITE)}")
+    ap.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                    help="a variant of new/init: config overrides, e.g. data.vocab_size=2000 "
+                         "(needs --label)")
+    ap.add_argument("--label", help="the system name a --set variant is stored and shown under")
     ap.add_argument("--table", action="store_true", help="print the table of stored results only")
     ap.add_argument("--force", action="store_true", help="redo results that are stored")
     ap.add_argument("--reread", action="store_true",
@@ -535,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in (args.corpora or ",".join(SUITE)).split(",") if n.strip()]
     if not names or set(names) - set(SUITE):
         ap.error(f"--corpora must be a subset of {','.join(SUITE)}")
+    if bool(args.set) != bool(args.label) or (args.set and args.system == "fairseq"):
+        ap.error("--set and --label go together, with --system new, init or old")
     if args.system == "old" and not args.tree:
         ap.error("--system old needs --tree PATH (a source tree of the previous defaults)")
     if args.threads:
@@ -544,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.system == "fairseq":
         system = FairseqSystem(bench_cache, cache, args.python)
     else:
-        system = TransduceSystem(args.system, args.tree or REPO, args.python, cache)
+        system = TransduceSystem(args.label or args.system, args.tree or REPO, args.python, cache,
+                                 args.set, from_init=args.system == "init")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.reread:
         for name in names:
