@@ -13,6 +13,11 @@ def test_init_writes_a_config_that_trains(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "400 pairs" in out and "source (src): words per line median" in out
     assert "tokenizer: word" in out and "copy on" in out  # reversal copies every token
+    # the size settings are written out (at the measured defaults), vocab_size only for pieces
+    written = (tmp_path / "c.yaml").read_text()
+    assert "size (400 pairs): model.embedding_size 256" in out and "vocab_size" not in written
+    for key in ("  embedding_size: 256", "  dropout: 0.1", "  batch_size: 64"):
+        assert key in written
     cfg = load_config("c.yaml")
     assert cfg.data.train == "train.train" and cfg.data.dev == "train.dev"
     assert len((tmp_path / "train.dev.src").read_text().splitlines()) == 20  # 5 % of 400
@@ -33,3 +38,4 @@ def test_the_statistics_and_the_settings_follow_the_data():
     assert data["max_tgt_len"] == 170  # 99 % of 120 words x 1.4 pieces, to the next ten
     assert "301 pairs; 1 with an empty side, 0 duplicate pairs" in text
     assert "plain attention" in text
+    assert "size (301 pairs): data.vocab_size 8000, model.embedding_size 256" in text

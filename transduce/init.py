@@ -5,7 +5,9 @@ trained yet). The config's settings follow the same rules as the defaults (docs/
 issue #15's measurements): SentencePiece unless the corpus has few distinct words (generated
 tasks, codes), the length limits of the defaults raised only where more than 1 % of the targets
 would be skipped, ``model.copy: auto`` left to the trainer's profile of the same data
-(``data/profile.py``), and a dev set carved from the training pairs when none is given.
+(``data/profile.py``), the vocabulary, model and batch sizes written out at the defaults (no
+alternatives measured beat them: SIZED), and a dev set carved from the training pairs
+when none is given.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transduce.config import DataConfig
+from transduce.config import DataConfig, ModelConfig, TrainingConfig
 from transduce.data.corpus import read_parallel, resolve_pair
 from transduce.data.profile import decide_copy, profile
 from transduce.errors import TransduceError
@@ -24,6 +26,14 @@ from transduce.errors import TransduceError
 WORD_TYPES = 2000  # distinct words per side up to which a word vocabulary holds them all
 DEV_PAIRS, DEV_SHARE = 1000, 0.05  # a carved dev set: at most this many, at most this share
 PIECES_PER_WORD = 1.4  # SentencePiece pieces per whitespace word, roughly (8k-piece models)
+# Vocabulary, model and batch size are written out at the defaults: on the suite's corpora of 940
+# to 4,939 pairs, smaller vocabularies, dropout 0.3, a smaller model and half-size batches each
+# lost or tied at 10 minutes, and on larger corpora the model is still learning at the budget
+# (docs/init.md, "Corpus size"). SentencePiece builds fewer pieces when the text holds fewer.
+SIZED = {"data": ("vocab_size",), "model": ("embedding_size", "encoder_hidden_size",
+                                            "decoder_hidden_size", "dropout"),
+         "training": ("batch_size",)}
+SIZED_WHY = "the defaults: each alternative measured on 940-4,939 pairs lost or tied; docs/init.md"
 
 
 @dataclass(frozen=True)
@@ -71,8 +81,19 @@ def summarize(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str) -> t
         f"copy: {why} -> model.copy: auto will choose copy {str(copy).lower()}, coverage "
         f"{str(coverage).lower()}",
         f"tokenizer: {data['tokenizer']} ({max(s.types, t.types):,} distinct words on the "
-        f"larger side; word vocabularies up to {WORD_TYPES:,})"])
+        f"larger side; word vocabularies up to {WORD_TYPES:,})",
+        f"size ({len(src):,} pairs): " + ", ".join(
+            f"{sec}.{k} {v}" for sec, kv in sized(word).items() for k, v in kv.items())
+        + f" ({SIZED_WHY})"])
     return text, data
+
+
+def sized(word: bool) -> dict[str, dict]:
+    """The size settings init writes (SIZED, at their defaults), by section; no vocabulary size
+    for word vocabularies."""
+    defaults = {"data": DataConfig(), "model": ModelConfig(), "training": TrainingConfig()}
+    return {sec: {k: getattr(defaults[sec], k) for k in keys if not (word and k == "vocab_size")}
+            for sec, keys in SIZED.items()}
 
 
 def carve_dev(prefix: str, src_lang: str, tgt_lang: str, src: list[str], tgt: list[str],
@@ -107,14 +128,20 @@ def write_config(train: str, src_lang: str, tgt_lang: str, dev: str | None, out:
         train, dev = carve_dev(train, src_lang, tgt_lang, src, tgt)
         text += (f"\ndev: {dev}.{{{src_lang},{tgt_lang}}} carved from the training pairs, the "
                  f"rest in {train}.{{{src_lang},{tgt_lang}}}")
+    size = sized(data["tokenizer"] == "word")
+    why = f"   # {SIZED_WHY}"
+    section = (lambda sec: [f"  {k}: {v}{why if i == 0 else ''}"
+                            for i, (k, v) in enumerate(size[sec].items())])
     lines = [f"# written by transduce init from {corpus}",
              *(f"# {line}" for line in text.splitlines()),
              "# every other key has its default: docs/config.md", f"name: {name}",
              f"model_dir: runs/{name}", "data:", f"  train: {train}",
              *([f"  dev: {dev}"] if dev else []), f"  src_lang: {src_lang}",
              f"  tgt_lang: {tgt_lang}", *(f"  {k}: {v}" for k, v in data.items()),
-             "training:", "  max_minutes: 60   # the budget: training runs this long (or to "
-             "early stopping, training.patience); best/ is the best on dev"]
+             *section("data"), "model:", *section("model"),
+             "training:", *section("training"),
+             "  max_minutes: 60   # the budget: training runs this long (or to early stopping, "
+             "training.patience); best/ is the best on dev"]
     if out.exists():
         raise TransduceError(f"{out}: exists; choose another -o, or remove it")
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
