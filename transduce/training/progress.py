@@ -139,7 +139,8 @@ class Progress:
 
     def report(self, record: dict, elapsed: float, max_minutes: float | None) -> None:
         """A :meth:`Window.event` as the log line and the bar's description; the time left is
-        that of the updates so far per update, or what max_minutes leaves if that is less."""
+        that of the updates so far per update, or what max_minutes leaves if that is less (only
+        that when the updates are a horizon, not an end)."""
         left = max(0, self.total - record["step"]) * elapsed / max(record["step"], 1)
         if max_minutes:
             budget = max(0.0, 60 * max_minutes - elapsed)
