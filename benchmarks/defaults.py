@@ -239,15 +239,13 @@ def plain_config(corpus: Corpus, minutes: float, model_dir: Path) -> dict:
 
 
 def set_keys(cfg: dict, overrides: list[str]) -> dict:
-    """``SECTION.KEY=VALUE`` overrides (values read as YAML) applied to a config dict."""
-    for item in overrides:
-        key, _, value = item.partition("=")
-        *sections, last = key.split(".")
-        node = cfg
-        for sec in sections:
-            node = node.setdefault(sec, {})
-        node[last] = yaml.safe_load(value)
-    return cfg
+    """``SECTION.KEY=VALUE`` overrides applied to a config dict, as ``transduce train --set``
+    does (an unknown key fails here, before a run)."""
+    from transduce.config import Config
+    from transduce.hints import known_keys
+    from transduce.overrides import apply_overrides
+
+    return apply_overrides(cfg, overrides, known_keys(Config))
 
 
 class TransduceSystem:
